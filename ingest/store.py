@@ -1,0 +1,379 @@
+"""The SQLite store: documents, chunks, and every method's chunk vectors.
+
+Layout of a store folder::
+
+    ragmini.db          documents, chunks, vectors, meta (this module)
+    index/<method>.*    FAISS index + params, written by retrieval
+
+`generation` counts committed changes to the chunk set. Each index records the
+generation it was built from, so a reader can tell a current index from a
+stale one without comparing the data itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ragmini.errors import StoreError
+
+SCHEMA_VERSION = 1
+DB_NAME = "ragmini.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    n_chars INTEGER NOT NULL,
+    ingested_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_doc_id ON documents(doc_id);
+-- AUTOINCREMENT: chunk ids are FAISS ids and must never be reused, or a stale
+-- index could point at a different chunk with the same number.
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document INTEGER NOT NULL REFERENCES documents(id),
+    position INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    start_char INTEGER NOT NULL,
+    end_char INTEGER NOT NULL,
+    n_tokens INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document);
+-- vector NULL: the method embedded this chunk and found nothing to embed
+-- (GloVe: no known word). It is counted, not indexed as a zero vector.
+CREATE TABLE IF NOT EXISTS vectors (
+    chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+    method TEXT NOT NULL,
+    vector BLOB,
+    PRIMARY KEY (chunk_id, method)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS methods (
+    name TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    chunk_id: int
+    doc_id: str
+    source: str
+    title: str
+    position: int
+    text: str
+    start: int
+    end: int
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: int
+    source: str
+    doc_id: str
+    content_hash: str
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Store:
+    """An open store folder. Use `Store.open`; close it (or use `with`) when done."""
+
+    def __init__(self, root: Path, conn: sqlite3.Connection):
+        import sqlite_utils
+
+        self.root = root
+        self.db = sqlite_utils.Database(conn)
+
+    # -- opening -----------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: str | os.PathLike, *, create: bool = False) -> Store:
+        """Open the store at `root`; with create=True make it if it does not exist.
+
+        Raises StoreError for a missing store (when not creating), a file where
+        a folder should be, a damaged database, or another schema version.
+        """
+        root = Path(root)
+        db_path = root / DB_NAME
+        if not db_path.exists():
+            if not create:
+                raise StoreError(
+                    f"no ragmini store at {root}; run `ragmini ingest PATH` first "
+                    "(or pass --store DIR)"
+                )
+            if root.exists() and not root.is_dir():
+                raise StoreError(f"{root} exists and is not a folder; choose another --store")
+            root.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(db_path), timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            store = cls(root, conn)
+            store._init_schema()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{db_path} is not a readable ragmini store ({exc}); "
+                "move it aside and ingest again"
+            ) from exc
+        return store
+
+    def _init_schema(self) -> None:
+        tables = set(self.db.table_names())
+        if "meta" in tables:
+            version = self._meta("schema_version")
+            if version != str(SCHEMA_VERSION):
+                raise StoreError(
+                    f"store {self.root} has schema version {version}, this ragmini reads "
+                    f"version {SCHEMA_VERSION}; ingest into a new --store folder"
+                )
+            return
+        if tables:
+            raise StoreError(f"{self.root / DB_NAME} is an SQLite file but not a ragmini store")
+        with self.db.atomic():
+            # executescript would commit mid-transaction, so run statements one by one.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
+            self._set_meta("generation", "0")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def index_dir(self) -> Path:
+        return self.root / "index"
+
+    # -- meta --------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+
+    @property
+    def generation(self) -> int:
+        return int(self._meta("generation") or 0)
+
+    def chunk_config(self) -> dict | None:
+        raw = self._meta("chunking")
+        return json.loads(raw) if raw else None
+
+    def set_chunk_config(self, config: dict) -> None:
+        with self.db.atomic():
+            self._set_meta("chunking", json.dumps(config, sort_keys=True))
+
+    # -- documents and chunks ----------------------------------------------
+
+    def documents(self) -> dict[str, StoredDocument]:
+        """Every stored document, keyed by source."""
+        rows = self.db.execute("SELECT id, source, doc_id, content_hash FROM documents")
+        return {r[1]: StoredDocument(*r) for r in rows}
+
+    def replace_documents(
+        self,
+        new: Sequence[tuple[object, str, Sequence[object]]],
+        remove_sources: Sequence[str] = (),
+    ) -> None:
+        """In one transaction: drop `remove_sources` and any older version of each
+        new document, insert `new` as (Document, content_hash, [Chunk]), and
+        advance the generation."""
+        with self.db.atomic():
+            sources = list(remove_sources) + [doc.source for doc, _, _ in new]
+            self._delete_sources(sources)
+            for doc, content_hash, chunks in new:
+                cur = self.db.execute(
+                    "INSERT INTO documents(source, doc_id, title, content_hash, n_chars, "
+                    "ingested_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [doc.source, doc.doc_id, doc.title, content_hash, len(doc.text), _now()],
+                )
+                document = cur.lastrowid
+                self.db.conn.executemany(
+                    "INSERT INTO chunks(document, position, text, start_char, end_char, "
+                    "n_tokens) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(document, c.position, c.text, c.start, c.end, c.n_tokens) for c in chunks],
+                )
+            self._set_meta("generation", str(self.generation + 1))
+
+    def _delete_sources(self, sources: Sequence[str]) -> None:
+        for batch in _batched(sources, 500):
+            marks = ",".join("?" * len(batch))
+            ids = f"SELECT id FROM documents WHERE source IN ({marks})"
+            chunk_ids = f"SELECT id FROM chunks WHERE document IN ({ids})"
+            self.db.execute(f"DELETE FROM vectors WHERE chunk_id IN ({chunk_ids})", batch)
+            self.db.execute(f"DELETE FROM chunks WHERE document IN ({ids})", batch)
+            self.db.execute(f"DELETE FROM documents WHERE source IN ({marks})", batch)
+
+    def count(self, table: str) -> int:
+        if table not in {"documents", "chunks"}:
+            raise ValueError(table)
+        return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Chunks with their document's fields, keyed by chunk id."""
+        out: dict[int, ChunkRow] = {}
+        for batch in _batched([int(i) for i in chunk_ids], 500):
+            marks = ",".join("?" * len(batch))
+            rows = self.db.execute(
+                "SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.start_char, "
+                f"c.end_char, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.document "
+                f"WHERE c.id IN ({marks})",
+                batch,
+            )
+            out.update((r[0], ChunkRow(*r)) for r in rows)
+        return out
+
+    def iter_chunks(self, batch_size: int = 1000) -> Iterator[list[ChunkRow]]:
+        """Every chunk in id order, in batches."""
+        last = -1
+        while True:
+            rows = self.db.execute(
+                "SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.start_char, "
+                "c.end_char, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.document "
+                "WHERE c.id > ? ORDER BY c.id LIMIT ?",
+                [last, batch_size],
+            ).fetchall()
+            if not rows:
+                return
+            yield [ChunkRow(*r) for r in rows]
+            last = rows[-1][0]
+
+    # -- vectors -----------------------------------------------------------
+
+    def method_info(self, method: str) -> dict | None:
+        row = self.db.execute(
+            "SELECT model, dim FROM methods WHERE name = ?", [method]
+        ).fetchone()
+        return {"model": row[0], "dim": row[1]} if row else None
+
+    def methods(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM methods ORDER BY name")]
+
+    def register_method(self, method: str, model: str, dim: int) -> bool:
+        """Record the model behind `method`; if it differs from the stored one,
+        drop that method's vectors (they came from another model). Returns
+        True when vectors were dropped."""
+        info = self.method_info(method)
+        if info == {"model": model, "dim": dim}:
+            return False
+        with self.db.atomic():
+            self.db.execute("DELETE FROM vectors WHERE method = ?", [method])
+            self.db.execute(
+                "INSERT INTO methods(name, model, dim, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET model = excluded.model, dim = excluded.dim, "
+                "updated_at = excluded.updated_at",
+                [method, model, dim, _now()],
+            )
+        return info is not None
+
+    def chunks_without_vectors(self, method: str) -> list[ChunkRow]:
+        rows = self.db.execute(
+            "SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.start_char, "
+            "c.end_char, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.document "
+            "LEFT JOIN vectors v ON v.chunk_id = c.id AND v.method = ? "
+            "WHERE v.chunk_id IS NULL ORDER BY c.id",
+            [method],
+        ).fetchall()
+        return [ChunkRow(*r) for r in rows]
+
+    def put_vectors(self, method: str, chunk_ids: Sequence[int], vectors: np.ndarray) -> None:
+        """Store one float32 row per chunk; an all-zero row is stored as NULL
+        (nothing to embed)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows = [
+            (int(cid), method, vec.tobytes() if vec.any() else None)
+            for cid, vec in zip(chunk_ids, vectors, strict=True)
+        ]
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO vectors(chunk_id, method, vector) VALUES (?, ?, ?)", rows
+            )
+
+    def vectors(self, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids int64 (n,), vectors float32 (n, dim)) of every non-empty vector."""
+        info = self.method_info(method)
+        dim = info["dim"] if info else 0
+        rows = self.db.execute(
+            "SELECT chunk_id, vector FROM vectors WHERE method = ? AND vector IS NOT NULL "
+            "ORDER BY chunk_id",
+            [method],
+        ).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if not rows:
+            return ids, np.zeros((0, dim), dtype=np.float32)
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        return ids, matrix.reshape(len(rows), -1)
+
+    def vector_counts(self, method: str) -> tuple[int, int]:
+        """(chunks with a vector, chunks embedded with nothing to embed)."""
+        row = self.db.execute(
+            "SELECT count(vector), count(*) - count(vector) FROM vectors WHERE method = ?",
+            [method],
+        ).fetchone()
+        return row[0], row[1]
+
+    # -- locking -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer_lock(self, wait: bool = True) -> Iterator[None]:
+        """Hold the store's single-writer lock; a second writer waits (saying so)
+        or, with wait=False, fails at once."""
+        path = self.root / "write.lock"
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise StoreError(
+                        f"another ragmini process is writing to {self.root}; try again when it ends"
+                    ) from None
+                print(
+                    f"waiting for another ragmini process writing to {self.root} ...",
+                    file=sys.stderr,
+                )
+                started = time.monotonic()
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                print(f"lock acquired after {time.monotonic() - started:.1f}s", file=sys.stderr)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _batched(items: Sequence, n: int) -> Iterator[list]:
+    for i in range(0, len(items), n):
+        yield list(items[i : i + n])

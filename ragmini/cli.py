@@ -1,0 +1,304 @@
+"""The `ragmini` command: a thin layer wiring ingest -> retrieval -> generation, and eval.
+
+Heavy libraries are imported inside each command so `--help` stays instant.
+User mistakes (RagminiError) become one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ragmini import __version__
+from ragmini.errors import RagminiError
+
+DEFAULT_STORE = ".ragmini"
+METHOD_CHOICES = ("glove", "sbert")
+
+
+def _store_option(f):
+    return click.option(
+        "--store",
+        type=click.Path(path_type=Path),
+        default=lambda: os.environ.get("RAGMINI_STORE", DEFAULT_STORE),
+        show_default="$RAGMINI_STORE or .ragmini",
+        help="Store folder (SQLite + FAISS indexes).",
+    )(f)
+
+
+def _json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(f)
+
+
+def _emit(obj: dict) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _methods(value: str) -> list[str]:
+    methods = [m.strip() for m in value.split(",") if m.strip()]
+    for m in methods:
+        if m not in METHOD_CHOICES:
+            raise RagminiError(f"unknown method '{m}'; choose from {', '.join(METHOD_CHOICES)}")
+    if not methods:
+        raise RagminiError("no method given")
+    return methods
+
+
+def _open_store(path: Path, create: bool = False):
+    from ingest.store import Store
+
+    return Store.open(path, create=create)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ragmini")
+def cli() -> None:
+    """Local, offline semantic search and RAG over a folder of documents.
+
+    \b
+    Quick start:
+      ragmini ingest corpus/
+      ragmini search "how does BM25 rank documents?"
+      ragmini ask "why normalise embeddings before cosine search?"
+      ragmini eval
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_store_option
+@click.option("--methods", default="glove,sbert", show_default=True,
+              help="Comma-separated embedding methods to index.")
+@click.option("--chunk-size", default=200, show_default=True,
+              help="Chunk length in MiniLM tokens (at most 254).")
+@click.option("--overlap", default=30, show_default=True, help="Tokens shared by neighbouring chunks.")
+@click.option("--prune", is_flag=True, help="Remove stored documents whose files are gone.")
+@click.option("--max-file-mb", default=20.0, show_default=True, help="Skip larger files.")
+@click.option("--follow-links", is_flag=True, help="Follow symbolic links (off: they can loop).")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@_json_option
+def ingest(paths, store, methods, chunk_size, overlap, prune, max_file_mb, follow_links,
+           no_progress, as_json):
+    """Add folders or files (.txt .md .html, RSS/Atom feeds, BEIR corpus.jsonl) to the store.
+
+    Re-running it is cheap: unchanged documents are skipped, changed ones
+    re-chunked and re-embedded, and every method's index brought up to date.
+
+    \b
+    Examples:
+      ragmini ingest corpus/
+      ragmini ingest notes/ feed.xml --methods sbert --store /tmp/notes-store
+    """
+    import time
+
+    from ingest.chunk import ChunkConfig
+    from ingest.pipeline import ingest_paths
+    from retrieval.indexing import update_index
+
+    chosen = _methods(methods)
+    config = ChunkConfig(size=chunk_size, overlap=overlap)
+    started = time.perf_counter()
+    with _open_store(store, create=True) as st, st.writer_lock():
+        report = ingest_paths(st, list(paths), config=config, max_bytes=int(max_file_mb * 2**20),
+                              follow_links=follow_links, prune=prune, progress=not no_progress)
+        indexed = [update_index(st, m, progress=not no_progress) for m in chosen]
+        totals = {"documents": st.count("documents"), "chunks": st.count("chunks")}
+    elapsed = time.perf_counter() - started
+    embedded = sum(r.embedded for r in indexed)
+    if as_json:
+        _emit({**report.to_dict(), "chunks_embedded": embedded, **totals, "seconds": round(elapsed, 3),
+               "methods": {r.method: {"model": r.model, "embedded": r.embedded, "empty": r.empty,
+                                      "vectors": r.n_vectors, "seconds": round(r.seconds, 3)}
+                           for r in indexed}})
+        return
+    for s in report.skipped:
+        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+    for n in report.notes:
+        click.echo(f"note: {n}", err=True)
+    click.echo(f"{report.new} new, {report.changed} changed, {report.removed} removed, "
+               f"{report.unchanged} unchanged; {embedded} chunks embedded")
+    for r in indexed:
+        empty = f", {r.empty} chunks with no known word left out" if r.empty else ""
+        click.echo(f"  {r.method:<6} {r.n_vectors} vectors in {r.seconds:.1f}s{empty}")
+    click.echo(f"store {store}: {totals['documents']} documents, {totals['chunks']} chunks "
+               f"({elapsed:.1f}s)")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--method", type=click.Choice(METHOD_CHOICES), default="sbert", show_default=True)
+@click.option("-k", "k", default=5, show_default=True, help="Number of chunks to return.")
+@_store_option
+@_json_option
+def search(query, method, k, store, as_json):
+    """Rank the store's chunks against QUERY.
+
+    \b
+    Examples:
+      ragmini search "what does top-p sampling do?"
+      ragmini search "word vectors" --method glove -k 3 --json
+    """
+    from retrieval.search import Retriever
+
+    _check_query(query, k)
+    with _open_store(store) as st:
+        hits = Retriever(st, method).search(query, k=k)
+    if as_json:
+        _emit({"query": query, "method": method,
+               "hits": [{"rank": h.rank, "score": round(h.score, 6), "chunk_id": h.chunk_id,
+                         "doc_id": h.doc_id, "source": h.source, "title": h.title,
+                         "text": h.text} for h in hits]})
+        return
+    for h in hits:
+        click.echo(f"{h.rank:>2}. {h.score:.3f}  {h.doc_id}  ({h.title})")
+        click.echo(f"    {_snippet(h.text)}")
+
+
+def _check_query(query: str, k: int) -> None:
+    if not query.strip():
+        raise RagminiError("the query is empty; type some words to search for")
+    if k < 1:
+        raise RagminiError(f"-k must be at least 1 (got {k})")
+
+
+def _snippet(text: str, width: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1].rsplit(" ", 1)[0] + " …"
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--method", type=click.Choice(METHOD_CHOICES), default="sbert", show_default=True)
+@click.option("-k", "k", default=3, show_default=True, help="Chunks given to the generator.")
+@click.option("--generator", default="distilgpt2", show_default=True,
+              help="Hugging Face id, local model folder, or 'smollm2' (packaged).")
+@click.option("--temperature", default=0.0, show_default=True, help="0 is greedy decoding.")
+@click.option("--top-p", default=1.0, show_default=True)
+@click.option("--top-k", default=0, show_default=True, help="0 is off.")
+@click.option("--max-new-tokens", default=128, show_default=True)
+@click.option("--seed", type=int, default=None, help="Same seed, same sampled answer.")
+@click.option("--allow-download", is_flag=True,
+              help="Let a missing --generator be fetched from the Hugging Face hub once.")
+@click.option("--no-fallback", is_flag=True,
+              help="Fail if --generator is unavailable instead of using the packaged SmolLM2.")
+@_store_option
+@_json_option
+def ask(question, method, k, generator, temperature, top_p, top_k, max_new_tokens, seed,
+        allow_download, no_fallback, store, as_json):
+    """Answer QUESTION from the store's top-k chunks, citing them as [n].
+
+    \b
+    Examples:
+      ragmini ask "why does retrieval need chunking?"
+      ragmini ask "what is nucleus sampling?" --temperature 0.7 --seed 1 --json
+    """
+    from generation.answer import Sampling, answer
+    from generation.models import load_generator
+    from retrieval.search import Retriever
+
+    _check_query(question, k)
+    sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
+    with _open_store(store) as st:
+        hits = Retriever(st, method).search(question, k=k)
+    gen = load_generator(generator, allow_download=allow_download, fallback=not no_fallback)
+    if gen.fallback_from:
+        click.echo(f"note: generator '{gen.fallback_from}' is not available offline; using the "
+                   f"packaged {gen.name} (--allow-download fetches it, --no-fallback makes this "
+                   "an error)", err=True)
+    result = answer(question, hits, gen, sampling)
+    if as_json:
+        _emit({"question": question, "answer": result.answer, "citations": result.citations,
+               "invalid_citations": result.invalid_citations,
+               "sources": [{"n": s.n, "doc_id": s.doc_id, "source": s.source,
+                            "chunk_id": s.chunk_id, "title": s.title} for s in result.sources],
+               "generator": result.generator, "method": method,
+               "prompt_tokens": result.prompt_tokens, "notes": result.notes})
+        return
+    click.echo(result.answer or "(the model produced no text)")
+    click.echo("")
+    click.echo("Sources:")
+    for s in result.sources:
+        mark = "  (cited)" if s.n in result.citations else ""
+        click.echo(f"  [{s.n}] {s.doc_id} - {s.title}{mark}")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"(generator: {result.generator})", err=True)
+
+
+@cli.command("eval")
+@click.option("--queries", "queries_path", type=click.Path(path_type=Path), default=None,
+              help="Labelled queries (jsonl). Default: corpus/queries.jsonl.")
+@click.option("-k", "ks", default="1,3,5,10", show_default=True, help="Cut-offs for recall@k.")
+@click.option("--methods", default="glove,sbert", show_default=True)
+@_store_option
+@_json_option
+def eval_cmd(queries_path, ks, methods, store, as_json):
+    """Compare methods on labelled queries: recall@k and MRR@10, document level.
+
+    A document ranks at its best chunk's rank. Ingest the corpus the queries
+    were written for first (the default set is for corpus/).
+
+    \b
+    Examples:
+      ragmini eval
+      ragmini eval --queries my-queries.jsonl -k 1,5,20 --json
+    """
+    from eval.harness import evaluate_methods, format_table
+    from eval.queries import load_queries
+
+    try:
+        cutoffs = tuple(sorted({int(x) for x in ks.split(",") if x.strip()}))
+    except ValueError:
+        raise RagminiError(f"-k takes comma-separated whole numbers, not '{ks}'") from None
+    if not cutoffs or cutoffs[0] < 1:
+        raise RagminiError("-k values must be at least 1")
+    query_set = load_queries(queries_path or _default_queries())
+    with _open_store(store) as st:
+        result = evaluate_methods(st, query_set, _methods(methods), ks=cutoffs)
+    if as_json:
+        _emit(result.to_dict())
+        return
+    click.echo(format_table(result))
+
+
+def _default_queries() -> Path:
+    here = Path("corpus/queries.jsonl")
+    if here.is_file():
+        return here
+    bundled = Path(__file__).resolve().parents[1] / "corpus" / "queries.jsonl"
+    if bundled.is_file():
+        return bundled
+    raise RagminiError("no corpus/queries.jsonl here; pass --queries FILE")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ragmini.models import configure_offline
+
+    args = sys.argv[1:] if argv is None else argv
+    # Before any Hugging Face import: offline unless the user opted in.
+    configure_offline(allow_download="--allow-download" in args)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        cli.main(args=args, prog_name="ragmini", standalone_mode=False)
+    except RagminiError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

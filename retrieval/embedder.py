@@ -1,0 +1,64 @@
+"""The one contract every embedding method honours, and the method registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from ragmini.errors import RagminiError
+
+
+class Embedder(Protocol):
+    """Turns texts into vectors.
+
+    `embed(texts)` returns a float32 array of shape (len(texts), dim) whose rows
+    are L2-normalised, except that a text with nothing to embed (GloVe: no
+    known word) gets an all-zero row, which callers must treat as "no vector".
+    """
+
+    name: str  # method name, e.g. "glove"
+    model: str  # what produced the vectors, recorded beside every index
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def passage_text(title: str, text: str) -> str:
+    """What a chunk is embedded as: its document's title helps both methods place it."""
+    return f"{title}\n{text}" if title else text
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Unit rows; zero rows stay zero instead of becoming NaN."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def _glove() -> Embedder:
+    from retrieval.glove import GloveEmbedder
+
+    return GloveEmbedder.packaged()
+
+
+def _sbert() -> Embedder:
+    from retrieval.sbert import SbertEmbedder
+
+    return SbertEmbedder.packaged()
+
+
+# Factories, not instances: each loads its model only when asked for.
+METHODS: dict[str, Callable[[], Embedder]] = {"glove": _glove, "sbert": _sbert}
+
+
+def get_embedder(method: str) -> Embedder:
+    """Load the default embedder of `method` ("glove" or "sbert")."""
+    try:
+        factory = METHODS[method]
+    except KeyError:
+        raise RagminiError(
+            f"unknown method '{method}'; choose one of: {', '.join(METHODS)}"
+        ) from None
+    return factory()

@@ -1,0 +1,74 @@
+"""Embed the chunks a method has not seen yet, then rebuild its FAISS index."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ingest.store import Store
+from retrieval.embedder import Embedder, get_embedder, passage_text
+from retrieval.index import build_index, read_params, save_index
+
+EMBED_BATCH = 256  # chunks per embed call and per transaction
+
+
+@dataclass(frozen=True)
+class MethodReport:
+    method: str
+    model: str
+    embedded: int  # chunks embedded in this run
+    empty: int  # chunks in the store this method has no vector for (GloVe: no known word)
+    n_vectors: int  # vectors in the index
+    rebuilt: bool
+    seconds: float
+
+
+def index_is_current(store: Store, method: str) -> bool:
+    params = read_params(store.index_dir, method)
+    if params is None:
+        return False
+    with_vector, _ = store.vector_counts(method)
+    return params.store_generation == store.generation and params.n_vectors == with_vector
+
+
+def update_index(store: Store, method: str, embedder: Embedder | None = None,
+                 progress: bool = True) -> MethodReport:
+    """Bring `method`'s stored vectors and index up to date with the store's chunks.
+
+    The embedder is loaded only if some chunk lacks a vector or the method is
+    new, so re-ingesting an unchanged corpus does no model work.
+    """
+    started = time.perf_counter()
+    missing = store.chunks_without_vectors(method)
+    info = store.method_info(method)
+    embedded = 0
+    if missing or info is None or embedder is not None:
+        embedder = embedder or get_embedder(method)
+        if store.register_method(method, embedder.model, embedder.dim):
+            missing = store.chunks_without_vectors(method)  # model changed: all again
+        embedded = _embed_missing(store, method, embedder, missing, progress)
+        info = store.method_info(method)
+    rebuilt = False
+    if not index_is_current(store, method):
+        ids, vectors = store.vectors(method)
+        index = build_index(ids, vectors)
+        save_index(index, store.index_dir, method=method, model=info["model"],
+                   store_generation=store.generation, chunking=store.chunk_config() or {})
+        rebuilt = True
+    with_vector, empty = store.vector_counts(method)
+    return MethodReport(method, info["model"], embedded, empty, with_vector, rebuilt,
+                        time.perf_counter() - started)
+
+
+def _embed_missing(store: Store, method: str, embedder: Embedder, missing, progress: bool) -> int:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(missing), desc=f"embedding ({method})", unit="chunk",
+               disable=not progress or None, leave=False)
+    with bar:
+        for i in range(0, len(missing), EMBED_BATCH):
+            batch = missing[i : i + EMBED_BATCH]
+            vectors = embedder.embed([passage_text(c.title, c.text) for c in batch])
+            store.put_vectors(method, [c.chunk_id for c in batch], vectors)
+            bar.update(len(batch))
+    return len(missing)
