@@ -178,9 +178,13 @@ def load_file(path: Path, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
 
 
 def _text_title(text: str, path: Path) -> str:
-    first = text.split("\n", 1)[0].strip()
+    """A Markdown heading, or a short first line standing alone, else the file name."""
+    lines = text.split("\n", 2)
+    first = lines[0].strip()
     if first.startswith("#"):
         return first.lstrip("#").strip()
+    if len(first) <= 100 and len(lines) > 1 and not lines[1].strip():
+        return first
     return path.stem.replace("-", " ").replace("_", " ")
 
 
