@@ -14,13 +14,18 @@ _CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 @dataclass(frozen=True)
 class Sampling:
-    """Decoding settings. temperature 0 means greedy (deterministic)."""
+    """Decoding settings. temperature 0 means greedy (deterministic).
+
+    no_repeat_ngram: forbid repeating any n-gram of this size (0 = off). Small
+    models decoding greedily loop on one phrase; 3 stops that.
+    """
 
     temperature: float = 0.0
     top_p: float = 1.0
     top_k: int = 0
     max_new_tokens: int = 128
     seed: int | None = None
+    no_repeat_ngram: int = 3
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -31,6 +36,8 @@ class Sampling:
             raise RagminiError("--top-k must be 0 (off) or more")
         if self.max_new_tokens < 1:
             raise RagminiError("--max-new-tokens must be at least 1")
+        if self.no_repeat_ngram < 0:
+            raise RagminiError("--no-repeat-ngram must be 0 (off) or more")
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ def generate(generator: Generator, input_ids: list[int], sampling: Sampling) -> 
         do_sample=sampling.temperature > 0,
         pad_token_id=generator.tokenizer.pad_token_id,
         eos_token_id=generator.tokenizer.eos_token_id,
+        no_repeat_ngram_size=sampling.no_repeat_ngram,
     )
     if config.do_sample:
         config.temperature = sampling.temperature

@@ -107,6 +107,9 @@ def ingest(paths, store, methods, chunk_size, overlap, prune, max_file_mb, follo
                               follow_links=follow_links, prune=prune, progress=not no_progress)
         indexed = [update_index(st, m, progress=not no_progress) for m in chosen]
         totals = {"documents": st.count("documents"), "chunks": st.count("chunks")}
+    if report.new + report.changed + report.unchanged == 0 and report.skipped:
+        reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
+        raise RagminiError(f"nothing to ingest ({reasons})")
     elapsed = time.perf_counter() - started
     embedded = sum(r.embedded for r in indexed)
     if as_json:
@@ -181,6 +184,8 @@ def _snippet(text: str, width: int = 160) -> str:
 @click.option("--top-k", default=0, show_default=True, help="0 is off.")
 @click.option("--max-new-tokens", default=128, show_default=True)
 @click.option("--seed", type=int, default=None, help="Same seed, same sampled answer.")
+@click.option("--no-repeat-ngram", default=3, show_default=True,
+              help="Never repeat an n-gram of this size (0 is off); stops small models looping.")
 @click.option("--allow-download", is_flag=True,
               help="Let a missing --generator be fetched from the Hugging Face hub once.")
 @click.option("--no-fallback", is_flag=True,
@@ -188,7 +193,7 @@ def _snippet(text: str, width: int = 160) -> str:
 @_store_option
 @_json_option
 def ask(question, method, k, generator, temperature, top_p, top_k, max_new_tokens, seed,
-        allow_download, no_fallback, store, as_json):
+        no_repeat_ngram, allow_download, no_fallback, store, as_json):
     """Answer QUESTION from the store's top-k chunks, citing them as [n].
 
     \b
@@ -201,7 +206,7 @@ def ask(question, method, k, generator, temperature, top_p, top_k, max_new_token
     from retrieval.search import Retriever
 
     _check_query(question, k)
-    sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed)
+    sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram)
     with _open_store(store) as st:
         hits = Retriever(st, method).search(question, k=k)
     gen = load_generator(generator, allow_download=allow_download, fallback=not no_fallback)
