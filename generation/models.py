@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,8 @@ def _load_smollm2() -> Generator:
             return _finish(label, model, tokenizer)
         except (OSError, ValueError):
             shutil.rmtree(cached, ignore_errors=True)  # damaged cache: rebuild below
+    print(f"first use of the packaged SmolLM2: converting {gguf.name} to a cached "
+          f"float32 copy in {cached} (about 15 s, once)", file=sys.stderr)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)

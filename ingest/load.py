@@ -197,10 +197,19 @@ def _load_feed(raw: str, source: str, notes: tuple[str, ...]) -> Iterator[Docume
     import feedparser
 
     parsed = feedparser.parse(raw)
-    if not parsed.entries:
-        problem = getattr(parsed, "bozo_exception", None)
-        detail = f": {str(problem).splitlines()[0]}" if problem else ""
-        raise LoadError(f"malformed or empty feed{detail}")
+    problem = getattr(parsed, "bozo_exception", None) if parsed.get("bozo") else None
+    detail = f" ({str(problem).splitlines()[0]})" if problem else ""
+    documents = list(_feed_items(parsed, source, notes))
+    if not documents:
+        raise LoadError(f"malformed or empty feed: no item with text{detail}")
+    if problem:
+        # feedparser recovers what it can from broken XML: keep it, but say so.
+        notes = (*notes, f"malformed feed{detail}; {len(documents)} item(s) recovered")
+        documents = [Document(d.source, d.doc_id, d.title, d.text, notes) for d in documents]
+    yield from documents
+
+
+def _feed_items(parsed, source: str, notes: tuple[str, ...]) -> Iterator[Document]:
     for i, entry in enumerate(parsed.entries):
         body = ""
         if entry.get("content"):

@@ -105,11 +105,11 @@ def ingest(paths, store, methods, chunk_size, overlap, prune, max_file_mb, follo
     with _open_store(store, create=True) as st, st.writer_lock():
         report = ingest_paths(st, list(paths), config=config, max_bytes=int(max_file_mb * 2**20),
                               follow_links=follow_links, prune=prune, progress=not no_progress)
+        if report.new + report.changed + report.unchanged == 0 and report.skipped:
+            reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
+            raise RagminiError(f"nothing to ingest ({reasons})")
         indexed = [update_index(st, m, progress=not no_progress) for m in chosen]
         totals = {"documents": st.count("documents"), "chunks": st.count("chunks")}
-    if report.new + report.changed + report.unchanged == 0 and report.skipped:
-        reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
-        raise RagminiError(f"nothing to ingest ({reasons})")
     elapsed = time.perf_counter() - started
     embedded = sum(r.embedded for r in indexed)
     if as_json:
@@ -208,8 +208,9 @@ def ask(question, method, k, generator, temperature, top_p, top_k, max_new_token
     _check_query(question, k)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram)
     with _open_store(store) as st:
+        # Generator first: a missing model should fail before any retrieval work.
+        gen = load_generator(generator, allow_download=allow_download, fallback=not no_fallback)
         hits = Retriever(st, method).search(question, k=k)
-    gen = load_generator(generator, allow_download=allow_download, fallback=not no_fallback)
     if gen.fallback_from:
         click.echo(f"note: generator '{gen.fallback_from}' is not available offline; using the "
                    f"packaged {gen.name} (--allow-download fetches it, --no-fallback makes this "
@@ -297,8 +298,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
