@@ -23,10 +23,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/ragmini ingest corpus --store $(STORE)
+	$(BIN)/ragmini ingest corpus/docs --store $(STORE)
 	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3
 	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3 --method glove
-	$(BIN)/ragmini ask "Why should embeddings be normalised before cosine search?" --store $(STORE)
+	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE)
+	$(BIN)/ragmini eval --store $(STORE)
 
 test: setup
 	$(BIN)/python -m pytest

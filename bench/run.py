@@ -1,0 +1,200 @@
+"""Benchmark ragmini on the bundled corpus; writes bench/results.json and a Markdown table.
+
+    .venv/bin/python bench/run.py            # full run
+    .venv/bin/python bench/run.py --quick    # fewer repetitions (CI smoke test)
+
+The machine is small and noisy: every figure is a median over repetitions in
+one run, and ratios are taken between figures of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CORPUS = REPO / "corpus" / "docs"
+QUERIES = REPO / "corpus" / "queries.jsonl"
+ASK_QUESTIONS = [
+    "Why should embeddings be normalised before cosine search?",
+    "What does the temperature setting do?",
+    "How does BM25 rank documents?",
+    "What is product quantization?",
+    "Why split documents into chunks?",
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def bench_ingest(store_dir: Path, repeats: int) -> dict:
+    """Chunking, then each method's model load + embedding + index build, from scratch."""
+    from ingest.pipeline import ingest_paths
+    from ingest.store import Store
+    from retrieval.embedder import get_embedder
+    from retrieval.indexing import update_index
+
+    runs: dict[str, list[float]] = {"chunk": [], "glove_load": [], "glove_embed_index": [],
+                                    "sbert_load": [], "sbert_embed_index": []}
+    chunks = 0
+    for _ in range(repeats):
+        shutil.rmtree(store_dir, ignore_errors=True)
+        with Store.open(store_dir, create=True) as store:
+            t = time.perf_counter()
+            ingest_paths(store, [CORPUS], progress=False)
+            runs["chunk"].append(time.perf_counter() - t)
+            chunks = store.count("chunks")
+            for method in ("glove", "sbert"):
+                t = time.perf_counter()
+                embedder = get_embedder(method)
+                runs[f"{method}_load"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                update_index(store, method, embedder, progress=False)
+                runs[f"{method}_embed_index"].append(time.perf_counter() - t)
+    out = {k: statistics.median(v) for k, v in runs.items()}
+    # Loads: the first one in the process is what a user pays (imports, disk);
+    # later ones hit warm caches and say little.
+    out["chunk_first"] = runs["chunk"][0]
+    out["chunks"] = chunks
+    for method in ("glove", "sbert"):
+        out[f"{method}_load"] = runs[f"{method}_load"][0]
+        out[f"{method}_chunks_per_s"] = chunks / out[f"{method}_embed_index"]
+        out[f"{method}_ingest_s"] = out[f"{method}_load"] + out[f"{method}_embed_index"]
+    return out
+
+
+def bench_search(store_dir: Path, repeats: int) -> dict:
+    """Single-query latency in-process: embed + FAISS search + fetch texts."""
+    from eval.queries import load_queries
+    from ingest.store import Store
+    from retrieval.search import Retriever
+
+    queries = list(load_queries(QUERIES).queries.values())
+    out = {}
+    with Store.open(store_dir) as store:
+        for method in ("glove", "sbert"):
+            retriever = Retriever(store, method)
+            retriever.search(queries[0], k=5)  # warm-up
+            times = []
+            for _ in range(repeats):
+                for q in queries:
+                    t = time.perf_counter()
+                    retriever.search(q, k=5)
+                    times.append((time.perf_counter() - t) * 1000)
+            out[method] = {"p50_ms": statistics.median(times), "p95_ms": pct(times, 0.95),
+                           "n": len(times)}
+    return out
+
+
+def bench_ask(store_dir: Path, n_questions: int) -> dict:
+    """End-to-end answer latency in-process with the packaged SmolLM2 (already cached)."""
+    from generation.answer import Sampling, answer
+    from generation.models import load_generator
+    from ingest.store import Store
+    from retrieval.search import Retriever
+
+    t = time.perf_counter()
+    generator = load_generator("smollm2")
+    load_s = time.perf_counter() - t
+    times, tokens = [], []
+    with Store.open(store_dir) as store:
+        retriever = Retriever(store, "sbert")
+        for q in ASK_QUESTIONS[:n_questions]:
+            t = time.perf_counter()
+            result = answer(q, retriever.search(q, k=3), generator, Sampling())
+            times.append(time.perf_counter() - t)
+            tokens.append(len(generator.tokenizer(result.answer)["input_ids"]))
+    return {"generator": generator.name, "load_s": load_s, "p50_s": statistics.median(times),
+            "max_s": max(times), "answer_tokens_median": statistics.median(tokens),
+            "n": len(times)}
+
+
+def bench_cold(store_dir: Path, repeats: int) -> dict:
+    """Whole-process wall time of the CLI, as a user would run it."""
+    exe = REPO / ".venv" / "bin" / "ragmini"
+    cmds = {
+        "search_glove": ["search", "cosine similarity", "--method", "glove"],
+        "search_sbert": ["search", "cosine similarity", "--method", "sbert"],
+        "ask": ["ask", "What is BM25?", "--generator", "smollm2", "--max-new-tokens", "32"],
+    }
+    out = {}
+    for name, args in cmds.items():
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            subprocess.run([str(exe), *args, "--store", str(store_dir)], check=True,
+                           capture_output=True)
+            times.append(time.perf_counter() - t)
+        out[name] = statistics.median(times)
+    return out
+
+
+def markdown(results: dict) -> str:
+    i, s, a, c = results["ingest"], results["search"], results["ask"], results["cold_start_s"]
+    rows = [
+        "| figure | glove | sbert |",
+        "|---|---|---|",
+        f"| model load, first in process (s) | {i['glove_load']:.2f} | {i['sbert_load']:.2f} |",
+        f"| embed + index {i['chunks']} chunks (s) | {i['glove_embed_index']:.2f} "
+        f"| {i['sbert_embed_index']:.2f} |",
+        f"| embedding throughput (chunks/s) | {i['glove_chunks_per_s']:.0f} "
+        f"| {i['sbert_chunks_per_s']:.0f} |",
+        f"| ingest of the bundled corpus, load + embed + index (s) | {i['glove_ingest_s']:.2f} "
+        f"| {i['sbert_ingest_s']:.2f} |",
+        f"| search p50 / p95, in-process (ms) | {s['glove']['p50_ms']:.2f} / "
+        f"{s['glove']['p95_ms']:.2f} | {s['sbert']['p50_ms']:.2f} / {s['sbert']['p95_ms']:.2f} |",
+        f"| `ragmini search` cold, whole process (s) | {c['search_glove']:.2f} "
+        f"| {c['search_sbert']:.2f} |",
+        "",
+        f"Chunking the corpus (load, clean, split, store): {i['chunk_first']:.2f} s the "
+        f"first time in a process (tokenizer load included), {i['chunk']:.2f} s median. "
+        f"`ask` in-process with {a['generator']}: median {a['p50_s']:.2f} s per answer "
+        f"(max {a['max_s']:.2f} s, median {a['answer_tokens_median']:.0f} answer tokens), "
+        f"model load {a['load_s']:.2f} s; `ragmini ask` cold, whole process: {c['ask']:.2f} s.",
+    ]
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    args = parser.parse_args()
+    reps = {"ingest": 1 if args.quick else 3, "search": 1 if args.quick else 5,
+            "ask": 1 if args.quick else 5, "cold": 1 if args.quick else 3}
+    with tempfile.TemporaryDirectory() as tmp:
+        store_dir = Path(tmp) / "store"
+        results = {
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                        "python": platform.python_version()},
+            "quick": args.quick,
+            "ingest": bench_ingest(store_dir, reps["ingest"]),
+            "search": bench_search(store_dir, reps["search"]),
+            "ask": bench_ask(store_dir, reps["ask"]),
+            "cold_start_s": bench_cold(store_dir, reps["cold"]),
+        }
+    table = markdown(results)
+    results["table_md"] = table
+    if not args.quick:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
