@@ -2,7 +2,7 @@
 
 from ingest.chunk import Chunk, ChunkConfig, Chunker, load_tokenizer
 from ingest.load import Document, Skipped, load_paths
-from ingest.pipeline import IngestReport, ingest_paths
+from ingest.pipeline import IngestReport, ingest_paths, remove_paths
 from ingest.store import ChunkRow, Store
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "ingest_paths",
     "load_paths",
     "load_tokenizer",
+    "remove_paths",
 ]

@@ -123,3 +123,19 @@ def _prunable(stored, paths: list[Path], seen_files: set[str], seen_sources: set
         if file in seen_files or not Path(file).exists():
             gone.append(source)
     return gone
+
+
+def remove_paths(store: Store, paths: list[Path]) -> list[str]:
+    """Retire every live document whose file is one of `paths` or lies under one.
+
+    The files need not exist any more. Returns the sources removed.
+    """
+    targets = [str(Path(p).resolve()) for p in paths]
+    doomed = []
+    for source in store.documents():
+        file = source.split("#", 1)[0]
+        if any(file == t or file.startswith(t.rstrip("/") + "/") for t in targets):
+            doomed.append(source)
+    if doomed:
+        store.replace_documents([], remove_sources=doomed)
+    return doomed

@@ -33,15 +33,22 @@ DB_NAME = "ragmini.db"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Rows are never updated, only marked deleted (deleted_gen) and purged once
+-- no index can refer to them: an index built at generation G keeps working
+-- while the store moves on, so readers see a whole old or whole new state.
 CREATE TABLE IF NOT EXISTS documents (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    source TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
     doc_id TEXT NOT NULL,
     title TEXT NOT NULL,
     content_hash TEXT NOT NULL,
     n_chars INTEGER NOT NULL,
-    ingested_at TEXT NOT NULL
+    ingested_at TEXT NOT NULL,
+    created_gen INTEGER NOT NULL,
+    deleted_gen INTEGER
 );
+CREATE UNIQUE INDEX IF NOT EXISTS documents_live_source ON documents(source)
+    WHERE deleted_gen IS NULL;
 CREATE INDEX IF NOT EXISTS documents_doc_id ON documents(doc_id);
 -- AUTOINCREMENT: chunk ids are FAISS ids and must never be reused, or a stale
 -- index could point at a different chunk with the same number.
@@ -52,7 +59,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL,
     start_char INTEGER NOT NULL,
     end_char INTEGER NOT NULL,
-    n_tokens INTEGER NOT NULL
+    n_tokens INTEGER NOT NULL,
+    created_gen INTEGER NOT NULL,
+    deleted_gen INTEGER
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document);
 -- vector NULL: the method embedded this chunk and found nothing to embed
@@ -200,51 +209,74 @@ class Store:
     # -- documents and chunks ----------------------------------------------
 
     def documents(self) -> dict[str, StoredDocument]:
-        """Every stored document, keyed by source."""
-        rows = self.db.execute("SELECT id, source, doc_id, content_hash FROM documents")
+        """Every live document, keyed by source."""
+        rows = self.db.execute(
+            "SELECT id, source, doc_id, content_hash FROM documents WHERE deleted_gen IS NULL"
+        )
         return {r[1]: StoredDocument(*r) for r in rows}
 
     def replace_documents(
         self,
         new: Sequence[tuple[object, str, Sequence[object]]],
         remove_sources: Sequence[str] = (),
-    ) -> None:
-        """In one transaction: drop `remove_sources` and any older version of each
+    ) -> int:
+        """In one transaction: retire `remove_sources` and any older version of each
         new document, insert `new` as (Document, content_hash, [Chunk]), and
-        advance the generation."""
+        advance the generation, which it returns."""
         with self.db.atomic():
+            gen = self.generation + 1
             sources = list(remove_sources) + [doc.source for doc, _, _ in new]
-            self._delete_sources(sources)
+            self._retire_sources(sources, gen)
             for doc, content_hash, chunks in new:
                 cur = self.db.execute(
                     "INSERT INTO documents(source, doc_id, title, content_hash, n_chars, "
-                    "ingested_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    [doc.source, doc.doc_id, doc.title, content_hash, len(doc.text), _now()],
+                    "ingested_at, created_gen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [doc.source, doc.doc_id, doc.title, content_hash, len(doc.text), _now(), gen],
                 )
                 document = cur.lastrowid
                 self.db.conn.executemany(
                     "INSERT INTO chunks(document, position, text, start_char, end_char, "
-                    "n_tokens) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(document, c.position, c.text, c.start, c.end, c.n_tokens) for c in chunks],
+                    "n_tokens, created_gen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(document, c.position, c.text, c.start, c.end, c.n_tokens, gen)
+                     for c in chunks],
                 )
-            self._set_meta("generation", str(self.generation + 1))
+            self._set_meta("generation", str(gen))
+        return gen
 
-    def _delete_sources(self, sources: Sequence[str]) -> None:
+    def _retire_sources(self, sources: Sequence[str], gen: int) -> None:
         for batch in _batched(sources, 500):
             marks = ",".join("?" * len(batch))
-            ids = f"SELECT id FROM documents WHERE source IN ({marks})"
-            chunk_ids = f"SELECT id FROM chunks WHERE document IN ({ids})"
-            self.db.execute(f"DELETE FROM vectors WHERE chunk_id IN ({chunk_ids})", batch)
-            self.db.execute(f"DELETE FROM chunks WHERE document IN ({ids})", batch)
-            self.db.execute(f"DELETE FROM documents WHERE source IN ({marks})", batch)
+            live = f"SELECT id FROM documents WHERE source IN ({marks}) AND deleted_gen IS NULL"
+            self.db.execute(
+                f"UPDATE chunks SET deleted_gen = ? WHERE document IN ({live})", [gen, *batch]
+            )
+            self.db.execute(
+                f"UPDATE documents SET deleted_gen = ? WHERE id IN ({live})", [gen, *batch]
+            )
+
+    def purge(self, up_to_generation: int) -> int:
+        """Delete rows retired at or before `up_to_generation` (no index older than
+        that may exist). Returns the number of chunks deleted."""
+        with self.db.atomic():
+            dead = "SELECT id FROM chunks WHERE deleted_gen <= ?"
+            self.db.execute(f"DELETE FROM vectors WHERE chunk_id IN ({dead})", [up_to_generation])
+            n = self.db.execute(
+                "DELETE FROM chunks WHERE deleted_gen <= ?", [up_to_generation]
+            ).rowcount
+            self.db.execute("DELETE FROM documents WHERE deleted_gen <= ?", [up_to_generation])
+        return n
 
     def count(self, table: str) -> int:
+        """Live documents or chunks."""
         if table not in {"documents", "chunks"}:
             raise ValueError(table)
-        return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return self.db.execute(
+            f"SELECT count(*) FROM {table} WHERE deleted_gen IS NULL"
+        ).fetchone()[0]
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
-        """Chunks with their document's fields, keyed by chunk id."""
+        """Chunks with their document's fields, keyed by chunk id, retired ones
+        included (an index behind the store still points at them)."""
         out: dict[int, ChunkRow] = {}
         for batch in _batched([int(i) for i in chunk_ids], 500):
             marks = ",".join("?" * len(batch))
@@ -258,13 +290,13 @@ class Store:
         return out
 
     def iter_chunks(self, batch_size: int = 1000) -> Iterator[list[ChunkRow]]:
-        """Every chunk in id order, in batches."""
+        """Every live chunk in id order, in batches."""
         last = -1
         while True:
             rows = self.db.execute(
                 "SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.start_char, "
                 "c.end_char, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.document "
-                "WHERE c.id > ? ORDER BY c.id LIMIT ?",
+                "WHERE c.id > ? AND c.deleted_gen IS NULL ORDER BY c.id LIMIT ?",
                 [last, batch_size],
             ).fetchall()
             if not rows:
@@ -305,7 +337,7 @@ class Store:
             "SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.start_char, "
             "c.end_char, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.document "
             "LEFT JOIN vectors v ON v.chunk_id = c.id AND v.method = ? "
-            "WHERE v.chunk_id IS NULL ORDER BY c.id",
+            "WHERE v.chunk_id IS NULL AND c.deleted_gen IS NULL ORDER BY c.id",
             [method],
         ).fetchall()
         return [ChunkRow(*r) for r in rows]
@@ -323,14 +355,24 @@ class Store:
                 "INSERT OR REPLACE INTO vectors(chunk_id, method, vector) VALUES (?, ?, ?)", rows
             )
 
-    def vectors(self, method: str) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk ids int64 (n,), vectors float32 (n, dim)) of every non-empty vector."""
+    @staticmethod
+    def _live_at(generation: int | None) -> tuple[str, list[int]]:
+        if generation is None:
+            return "c.deleted_gen IS NULL", []
+        return ("c.created_gen <= ? AND (c.deleted_gen IS NULL OR c.deleted_gen > ?)",
+                [generation, generation])
+
+    def vectors(self, method: str, generation: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids int64 (n,), vectors float32 (n, dim)) of every non-empty vector
+        of chunks live now, or live at `generation`."""
         info = self.method_info(method)
         dim = info["dim"] if info else 0
+        live, args = self._live_at(generation)
         rows = self.db.execute(
-            "SELECT chunk_id, vector FROM vectors WHERE method = ? AND vector IS NOT NULL "
-            "ORDER BY chunk_id",
-            [method],
+            "SELECT v.chunk_id, v.vector FROM vectors v JOIN chunks c ON c.id = v.chunk_id "
+            f"WHERE v.method = ? AND v.vector IS NOT NULL AND {live} ORDER BY v.chunk_id",
+            [method, *args],
         ).fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if not rows:
@@ -338,11 +380,24 @@ class Store:
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
         return ids, matrix.reshape(len(rows), -1)
 
-    def vector_counts(self, method: str) -> tuple[int, int]:
-        """(chunks with a vector, chunks embedded with nothing to embed)."""
+    def vector_ids(self, method: str, generation: int | None = None) -> np.ndarray:
+        """Sorted chunk ids with a non-empty `method` vector, live now or at `generation`."""
+        live, args = self._live_at(generation)
+        rows = self.db.execute(
+            "SELECT v.chunk_id FROM vectors v JOIN chunks c ON c.id = v.chunk_id "
+            f"WHERE v.method = ? AND v.vector IS NOT NULL AND {live} ORDER BY v.chunk_id",
+            [method, *args],
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vector_counts(self, method: str, generation: int | None = None) -> tuple[int, int]:
+        """(chunks with a vector, chunks embedded with nothing to embed), live now
+        or at `generation`."""
+        live, args = self._live_at(generation)
         row = self.db.execute(
-            "SELECT count(vector), count(*) - count(vector) FROM vectors WHERE method = ?",
-            [method],
+            "SELECT count(v.vector), count(*) - count(v.vector) FROM vectors v "
+            f"JOIN chunks c ON c.id = v.chunk_id WHERE v.method = ? AND {live}",
+            [method, *args],
         ).fetchone()
         return row[0], row[1]
 

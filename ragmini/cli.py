@@ -97,7 +97,7 @@ def ingest(paths, store, methods, chunk_size, overlap, prune, max_file_mb, follo
 
     from ingest.chunk import ChunkConfig
     from ingest.pipeline import ingest_paths
-    from retrieval.indexing import update_index
+    from retrieval.indexing import update_indexes
 
     chosen = _methods(methods)
     config = ChunkConfig(size=chunk_size, overlap=overlap)
@@ -108,7 +108,7 @@ def ingest(paths, store, methods, chunk_size, overlap, prune, max_file_mb, follo
         if report.new + report.changed + report.unchanged == 0 and report.skipped:
             reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
             raise RagminiError(f"nothing to ingest ({reasons})")
-        indexed = [update_index(st, m, progress=not no_progress) for m in chosen]
+        indexed = update_indexes(st, chosen, progress=not no_progress)
         totals = {"documents": st.count("documents"), "chunks": st.count("chunks")}
     elapsed = time.perf_counter() - started
     embedded = sum(r.embedded for r in indexed)
@@ -149,7 +149,9 @@ def search(query, method, k, store, as_json):
 
     _check_query(query, k)
     with _open_store(store) as st:
-        hits = Retriever(st, method).search(query, k=k)
+        retriever = Retriever(st, method)
+        hits = retriever.search(query, k=k)
+    _note_behind(retriever)
     if as_json:
         _emit({"query": query, "method": method,
                "hits": [{"rank": h.rank, "score": round(h.score, 6), "chunk_id": h.chunk_id,
@@ -159,6 +161,14 @@ def search(query, method, k, store, as_json):
     for h in hits:
         click.echo(f"{h.rank:>2}. {h.score:.3f}  {h.doc_id}  ({h.title})")
         click.echo(f"    {_snippet(h.text)}")
+
+
+def _note_behind(retriever) -> None:
+    if retriever.behind:
+        click.echo(f"note: the {retriever.method} index is {retriever.behind} commit(s) behind the "
+                   "store (an ingest is running or was interrupted); results show the state "
+                   "before it. `ragmini ingest` or `ragmini status --repair` brings it up to date.",
+                   err=True)
 
 
 def _check_query(query: str, k: int) -> None:
@@ -210,7 +220,9 @@ def ask(question, method, k, generator, temperature, top_p, top_k, max_new_token
     with _open_store(store) as st:
         # Generator first: a missing model should fail before any retrieval work.
         gen = load_generator(generator, allow_download=allow_download, fallback=not no_fallback)
-        hits = Retriever(st, method).search(question, k=k)
+        retriever = Retriever(st, method)
+        hits = retriever.search(question, k=k)
+    _note_behind(retriever)
     if gen.fallback_from:
         click.echo(f"note: generator '{gen.fallback_from}' is not available offline; using the "
                    f"packaged {gen.name} (--allow-download fetches it, --no-fallback makes this "
@@ -269,6 +281,119 @@ def eval_cmd(queries_path, ks, methods, store, as_json):
         _emit(result.to_dict())
         return
     click.echo(format_table(result))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_store_option
+@_json_option
+def remove(paths, store, as_json):
+    """Remove the documents of PATHS (files, or everything under folders) from the store.
+
+    The files need not exist any more. Indexes are rebuilt from stored vectors;
+    no model is loaded.
+
+    \b
+    Example:
+      ragmini remove corpus/docs/old-notes.md
+    """
+    from ingest.pipeline import remove_paths
+    from retrieval.indexing import update_indexes
+
+    with _open_store(store) as st, st.writer_lock():
+        removed = remove_paths(st, list(paths))
+        if not removed:
+            raise RagminiError(f"no stored document comes from {', '.join(map(str, paths))}")
+        update_indexes(st, progress=False)
+        left = st.count("documents")
+    if as_json:
+        _emit({"removed": removed, "documents": left})
+        return
+    click.echo(f"removed {len(removed)} document(s); {left} left")
+
+
+@cli.command()
+@click.option("--method", "methods", default=None,
+              help="Comma-separated methods to rebuild (default: all in the store).")
+@_store_option
+@_json_option
+def reindex(methods, store, as_json):
+    """Rebuild FAISS indexes from the vectors stored with the chunks (no model time)."""
+    import time
+
+    from retrieval.indexing import rebuild_index
+
+    with _open_store(store) as st, st.writer_lock():
+        chosen = _methods(methods) if methods else st.methods()
+        if not chosen:
+            raise RagminiError("the store has no vectors yet; run `ragmini ingest PATH` first")
+        out = {}
+        for m in chosen:
+            started = time.perf_counter()
+            n = rebuild_index(st, m)
+            unembedded = len(st.chunks_without_vectors(m))
+            out[m] = {"vectors": n, "unembedded": unembedded,
+                      "seconds": round(time.perf_counter() - started, 3)}
+    if as_json:
+        _emit({"methods": out})
+        return
+    for m, r in out.items():
+        extra = (f"; {r['unembedded']} chunks have no vector yet (run `ragmini ingest`)"
+                 if r["unembedded"] else "")
+        click.echo(f"{m}: {r['vectors']} vectors indexed in {r['seconds']:.2f}s{extra}")
+
+
+@cli.command()
+@click.option("--repair", is_flag=True,
+              help="Rebuild whatever disagrees, from stored vectors (embedding only what is missing).")
+@_store_option
+@_json_option
+def status(repair, store, as_json):
+    """Documents, chunks, methods and indexes, and whether they all agree.
+
+    Exit status 1 when an index disagrees with the store (and --repair was not given).
+    """
+    from retrieval.indexing import update_indexes
+    from retrieval.status import check_store
+
+    with _open_store(store) as st:
+        report = check_store(st)
+        repaired = False
+        if repair and not (report.consistent and report.up_to_date):
+            broken = frozenset(m.method for m in report.methods if not m.consistent)
+            with st.writer_lock():
+                update_indexes(st, progress=not as_json, force_rebuild=broken)
+            report, repaired = check_store(st), True
+    if as_json:
+        _emit({**report.to_dict(), "repaired": repaired})
+    else:
+        _print_status(report, repaired)
+    if not report.consistent:
+        sys.exit(1)
+
+
+def _print_status(report, repaired: bool) -> None:
+    chunking = report.chunking or {}
+    click.echo(f"store {report.root} (schema {report.schema_version}, generation "
+               f"{report.generation}): {report.documents} documents, {report.chunks} chunks"
+               + (f", chunked {chunking.get('size')}/{chunking.get('overlap')} tokens"
+                  if chunking else ""))
+    for m in report.methods:
+        state = "ok" if m.consistent else "DISAGREES"
+        if m.consistent and m.behind:
+            state = f"ok, {m.behind} commit(s) behind the store"
+        click.echo(f"  {m.method:<6} {m.vectors} vectors, {m.empty} empty, "
+                   f"{m.index_file_bytes / 1024:.0f} KiB index: {state}  [{m.model}]")
+        if m.unembedded:
+            click.echo(f"         {m.unembedded} chunks not embedded yet")
+        for p in m.problems:
+            click.echo(f"         problem: {p}")
+    if repaired:
+        click.echo("repaired: indexes rebuilt from stored vectors")
+    elif not report.consistent:
+        click.echo("run `ragmini status --repair` to rebuild from stored vectors")
+    elif not report.up_to_date:
+        click.echo("run `ragmini ingest` (or `ragmini status --repair`) to catch up")
 
 
 def _default_queries() -> Path:

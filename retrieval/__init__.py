@@ -2,7 +2,14 @@
 
 from retrieval.embedder import METHODS, Embedder, get_embedder, l2_normalize, passage_text
 from retrieval.index import IndexParams, build_index, load_index, read_params, save_index
-from retrieval.indexing import MethodReport, index_is_current, update_index
+from retrieval.indexing import (
+    MethodReport,
+    index_is_current,
+    rebuild_index,
+    update_index,
+    update_indexes,
+)
+from retrieval.status import MethodStatus, StoreStatus, check_store
 from retrieval.search import Hit, Retriever
 
 __all__ = [
@@ -18,7 +25,12 @@ __all__ = [
     "l2_normalize",
     "load_index",
     "passage_text",
+    "MethodStatus",
+    "StoreStatus",
+    "check_store",
     "read_params",
+    "rebuild_index",
     "save_index",
     "update_index",
+    "update_indexes",
 ]

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from ingest.store import Store
+from ragmini.errors import RagminiError
 from retrieval.embedder import Embedder, get_embedder, passage_text
 from retrieval.index import build_index, read_params, save_index
 
@@ -31,8 +32,43 @@ def index_is_current(store: Store, method: str) -> bool:
     return params.store_generation == store.generation and params.n_vectors == with_vector
 
 
+def update_indexes(store: Store, methods: list[str] = (), progress: bool = True,
+                   embedders: dict | None = None, force_rebuild: frozenset[str] = frozenset()
+                   ) -> list[MethodReport]:
+    """Update `methods` and every method the store already has, then purge rows
+    that no index can refer to any more.
+
+    Updating all of them matters: a changed document makes every method's index
+    stale, not only the ones named on this run.
+    """
+    embedders = embedders or {}
+    names = list(dict.fromkeys([*methods, *store.methods()]))
+    reports = [update_index(store, m, embedders.get(m), progress=progress,
+                            force_rebuild=m in force_rebuild) for m in names]
+    oldest = min((p.store_generation for m in store.methods()
+                  if (p := read_params(store.index_dir, m)) is not None), default=None)
+    if oldest is not None:
+        store.purge(oldest)
+    return reports
+
+
+def rebuild_index(store: Store, method: str) -> int:
+    """Rebuild `method`'s index from its stored vectors; no model is loaded.
+    Returns the number of vectors indexed."""
+    info = store.method_info(method)
+    if info is None:
+        raise RagminiError(
+            f"the store has no '{method}' vectors; run `ragmini ingest PATH --methods {method}`"
+        )
+    ids, vectors = store.vectors(method)
+    index = build_index(ids, vectors)
+    save_index(index, store.index_dir, method=method, model=info["model"],
+               store_generation=store.generation, chunking=store.chunk_config() or {})
+    return len(ids)
+
+
 def update_index(store: Store, method: str, embedder: Embedder | None = None,
-                 progress: bool = True) -> MethodReport:
+                 progress: bool = True, force_rebuild: bool = False) -> MethodReport:
     """Bring `method`'s stored vectors and index up to date with the store's chunks.
 
     The embedder is loaded only if some chunk lacks a vector or the method is
@@ -48,13 +84,9 @@ def update_index(store: Store, method: str, embedder: Embedder | None = None,
             missing = store.chunks_without_vectors(method)  # model changed: all again
         embedded = _embed_missing(store, method, embedder, missing, progress)
         info = store.method_info(method)
-    rebuilt = False
-    if not index_is_current(store, method):
-        ids, vectors = store.vectors(method)
-        index = build_index(ids, vectors)
-        save_index(index, store.index_dir, method=method, model=info["model"],
-                   store_generation=store.generation, chunking=store.chunk_config() or {})
-        rebuilt = True
+    rebuilt = force_rebuild or not index_is_current(store, method)
+    if rebuilt:
+        rebuild_index(store, method)
     with_vector, empty = store.vector_counts(method)
     return MethodReport(method, info["model"], embedded, empty, with_vector, rebuilt,
                         time.perf_counter() - started)

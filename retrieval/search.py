@@ -45,12 +45,16 @@ class Retriever:
                 f"the store has no '{method}' index (indexes: {built}); "
                 f"run `ragmini ingest PATH --methods {method}`"
             )
-        with_vector, _ = store.vector_counts(method)
-        if params.store_generation != store.generation or params.n_vectors != with_vector:
+        # An index may be behind the store (an ingest is running, or was killed):
+        # its chunk rows are kept until every index has caught up, so it still
+        # answers for the state it was built from, never a mix.
+        if params.store_generation > store.generation or (
+            params.n_vectors != store.vector_counts(method, params.store_generation)[0]
+        ):
             raise IndexStale(
-                f"the '{method}' index is older than the store (an ingest was interrupted "
-                "or is running); run `ragmini ingest` again to bring it up to date"
+                f"the '{method}' index does not match the store; run `ragmini status --repair`"
             )
+        self.behind = store.generation - params.store_generation
         self.params = params
         self.index = load_index(store.index_dir, params)
         self.embedder = embedder or get_embedder(method)
@@ -89,8 +93,8 @@ class Retriever:
             hits = []
             for score, cid in zip(q_scores, q_ids):
                 row = rows.get(int(cid))
-                if row is None:  # -1 padding, or a chunk deleted since (not reachable
-                    continue     # when generations match; kept for safety)
+                if row is None:  # -1 padding, or a row purged since the index was read
+                    continue
                 hits.append(Hit(len(hits) + 1, float(score), row.chunk_id, row.doc_id,
                                 row.source, row.title, row.text))
             results.append(hits)

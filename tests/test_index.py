@@ -65,13 +65,12 @@ def test_damaged_params_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_retriever_refuses_stale_or_mismatched_index(store_copy, glove):
+def test_retriever_refuses_index_that_disagrees_with_store(store_copy, glove):
     with Store.open(store_copy) as store:
-        Retriever(store, "glove", glove)  # current: fine
-        # A later commit to the store makes every index stale.
-        from ingest.load import Document
-        store.replace_documents([(Document("/x", "x", "t", "text"), "h", [])])
-        with pytest.raises(IndexStale, match="older than the store"):
+        Retriever(store, "glove", glove)  # matching: fine
+        # Vectors gone (as after a model change) while the index still has them.
+        store.register_method("glove", "another-model", 50)
+        with pytest.raises(IndexStale, match="status --repair"):
             Retriever(store, "glove", glove)
 
 

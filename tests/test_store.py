@@ -59,6 +59,9 @@ def test_replace_remove_and_generation(tmp_path):
         assert store.generation == 2
         assert (store.count("documents"), store.count("chunks")) == (1, 1)
         assert store.documents()["a"].content_hash == "h3"
+        # Retired rows stay readable (an older index may point at them) until purged.
+        assert sorted(store.chunk_rows(range(1, 100))) == [*first_ids, 6]
+        assert store.purge(2) == 5
         # Chunk ids are never reused (they are FAISS ids).
         (new_id,) = store.chunk_rows(range(1, 100))
         assert new_id > max(first_ids)
