@@ -28,7 +28,7 @@ import numpy as np
 
 from ragmini.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: versioned rows (created_gen, deleted_gen)
 DB_NAME = "ragmini.db"
 
 _SCHEMA = """

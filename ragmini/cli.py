@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -419,6 +420,12 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=args, prog_name="ragmini", standalone_mode=False)
     except RagminiError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except sqlite3.DatabaseError as exc:
+        # The store layer turns known problems into StoreError; this is the net
+        # under it (a disk error, say), still one line and a way out.
+        click.echo(f"error: the store's database failed ({exc}); run `ragmini status`, or move "
+                   "the store aside and ingest again", err=True)
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
