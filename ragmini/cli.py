@@ -397,6 +397,15 @@ def _print_status(report, repaired: bool) -> None:
         click.echo("run `ragmini ingest` (or `ragmini status --repair`) to catch up")
 
 
+def _register_explore() -> None:
+    from ragmini.explore_cli import explore
+
+    cli.add_command(explore)
+
+
+_register_explore()
+
+
 def _default_queries() -> Path:
     here = Path("corpus/queries.jsonl")
     if here.is_file():

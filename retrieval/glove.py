@@ -61,6 +61,14 @@ class GloveEmbedder:
         sums = np.asarray(counts @ self.keyed_vectors.vectors, dtype=np.float32)
         return l2_normalize(sums)
 
+    def mean_vectors(self, texts: list[str]) -> np.ndarray:
+        """Unnormalised means of the known words' vectors (zero rows if none known);
+        only `explore similarity --metric dot` needs the lengths."""
+        counts = self._vectorizer.transform(texts)
+        sums = np.asarray(counts @ self.keyed_vectors.vectors, dtype=np.float32)
+        n = np.asarray(counts.sum(axis=1), dtype=np.float32)
+        return np.divide(sums, n, out=np.zeros_like(sums), where=n > 0)
+
     def known_words(self, text: str) -> list[str]:
         return [w for w in tokenize(text) if w in self.keyed_vectors.key_to_index]
 
