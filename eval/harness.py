@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from eval.metrics import DEFAULT_KS, evaluate
+import numpy as np
+
+from eval.metrics import DEFAULT_KS, HEADLINE, evaluate_per_query, metric_names
 from eval.queries import QuerySet
+from eval.stats import DEFAULT_RESAMPLES, Comparison, compare
 from ingest.store import Store
-from retrieval.search import Retriever
-
-QUERY_BATCH = 32
+from retrieval.search import open_searcher
 
 
 @dataclass(frozen=True)
 class MethodResult:
     metrics: dict[str, float]
-    latency_ms_p50: float  # per query, batched embed + search, divided evenly
-    run: dict[str, dict[str, float]]
+    per_query: dict[str, dict[str, float]]
+    run: dict[str, dict[str, float]]  # {qid: {doc_id: score}}, document level
+    latency_ms: dict[str, float]  # p50, p95 of single-query search
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,22 @@ class EvalResult:
     n_dropped: int  # queries with no relevant document, left out of every mean
     ks: tuple[int, ...]
     methods: dict[str, MethodResult]
+    comparisons: list[Comparison] = field(default_factory=list)
+    dataset: str = ""
+    split: str = ""
+    chunking: dict | None = None
 
     def to_dict(self) -> dict:
         return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "chunking": self.chunking,
             "n_queries": self.n_queries,
             "n_dropped": self.n_dropped,
             "ks": list(self.ks),
             "methods": {m: r.metrics for m, r in self.methods.items()},
-            "latency_ms_p50": {m: r.latency_ms_p50 for m, r in self.methods.items()},
+            "comparisons": [c.to_dict() for c in self.comparisons],
+            "latency_ms": {m: r.latency_ms for m, r in self.methods.items()},
         }
 
 
@@ -50,45 +60,118 @@ def doc_run(hits) -> dict[str, float]:
     return ranked
 
 
-def run_method(retriever: Retriever, queries: dict[str, str], depth: int
-               ) -> tuple[dict[str, dict[str, float]], float]:
-    """({qid: {doc_id: score}}, median ms per query) for one method."""
-    qids = list(queries)
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+def run_method(searcher, queries: dict[str, str], depth: int, max_docs: int
+               ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """({qid: {doc_id: score}}, latency p50/p95 in ms), one query at a time."""
     run: dict[str, dict[str, float]] = {}
-    per_query_ms: list[float] = []
-    for i in range(0, len(qids), QUERY_BATCH):
-        batch = qids[i : i + QUERY_BATCH]
+    times: list[float] = []
+    for qid, text in queries.items():
         started = time.perf_counter()
-        results = retriever.search_many([queries[q] for q in batch], k=depth)
-        per_query_ms.extend([(time.perf_counter() - started) * 1000 / len(batch)] * len(batch))
-        for qid, hits in zip(batch, results):
-            run[qid] = doc_run(hits)
-    return run, statistics.median(per_query_ms) if per_query_ms else 0.0
+        hits = searcher.search(text, k=depth)
+        times.append((time.perf_counter() - started) * 1000)
+        run[qid] = dict(list(doc_run(hits).items())[:max_docs])
+    return run, {"p50": statistics.median(times) if times else 0.0, "p95": _pct(times, 95)}
 
 
 def evaluate_methods(store: Store, query_set: QuerySet, methods: list[str],
-                     ks: tuple[int, ...] = DEFAULT_KS, chunks_per_doc: int = 10) -> EvalResult:
+                     ks: tuple[int, ...] = DEFAULT_KS, chunks_per_doc: int = 10,
+                     full: bool = False, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                     dataset: str = "", split: str = "") -> EvalResult:
     """Score each method on the queries that have relevant documents.
 
     Each query retrieves max(ks) * chunks_per_doc chunks, enough that the top
-    max(ks) distinct documents are nearly always among them.
+    max(ks) distinct documents are nearly always among them. With full=True,
+    precision@k, nDCG@10 and MAP are added and every pair of methods is compared
+    on recall@10, MRR@10 and nDCG@10 with paired tests.
     """
     judged = {q: t for q, t in query_set.queries.items() if q in query_set.qrels}
     depth = max(ks) * chunks_per_doc
     results = {}
     for method in methods:
-        retriever = Retriever(store, method)
-        run, p50 = run_method(retriever, judged, depth)
-        results[method] = MethodResult(evaluate(query_set.qrels, run, ks), p50, run)
-    return EvalResult(len(judged), len(query_set.queries) - len(judged), tuple(ks), results)
+        searcher = open_searcher(store, method)
+        run, latency = run_method(searcher, judged, depth, max(max(ks), 100))
+        per_query = evaluate_per_query(query_set.qrels, run, ks, full)
+        n = len(per_query)
+        means = {name: sum(q[name] for q in per_query.values()) / n if n else 0.0
+                 for name in metric_names(ks, full)}
+        results[method] = MethodResult(
+            means, per_query, run, latency)
+    comparisons = []
+    if full and len(results) > 1:
+        headline = tuple(m for m in HEADLINE if m in next(iter(results.values())).metrics)
+        comparisons = compare({m: r.per_query for m, r in results.items()}, headline,
+                              resamples, seed)
+    return EvalResult(len(judged), len(query_set.queries) - len(judged), tuple(ks), results,
+                      comparisons, dataset, split, store.chunk_config())
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    qid: str
+    query: str
+    relevant: list[str]
+    rank_a: int | None  # rank of the first relevant document, None if not in the top 10
+    rank_b: int | None
+    top_a: str  # what the method ranked first instead
+    top_b: str
+
+
+def disagreements(result: EvalResult, query_set: QuerySet, a: str, b: str, limit: int = 5,
+                  depth: int = 10) -> tuple[list[Disagreement], list[Disagreement], int, int]:
+    """Queries where `a` finds a relevant document in the top `depth` and `b` does
+    not, and the reverse: (a-only examples, b-only examples, a-only count, b-only count)."""
+
+    def first_relevant(method: str, qid: str) -> int | None:
+        for rank, doc in enumerate(result.methods[method].run.get(qid, {}), 1):
+            if rank > depth:
+                return None
+            if doc in query_set.qrels[qid]:
+                return rank
+        return None
+
+    def top(method: str, qid: str) -> str:
+        return next(iter(result.methods[method].run.get(qid, {})), "")
+
+    a_only, b_only = [], []
+    for qid in sorted(result.methods[a].per_query):
+        ra, rb = first_relevant(a, qid), first_relevant(b, qid)
+        if (ra is None) == (rb is None):
+            continue
+        row = Disagreement(qid, query_set.queries[qid], sorted(query_set.qrels[qid]), ra, rb,
+                           top(a, qid), top(b, qid))
+        (a_only if rb is None else b_only).append(row)
+    # The most telling first: the winner ranked it highest.
+    a_only.sort(key=lambda d: d.rank_a)
+    b_only.sort(key=lambda d: d.rank_b)
+    return a_only[:limit], b_only[:limit], len(a_only), len(b_only)
 
 
 def format_table(result: EvalResult) -> str:
-    names = [f"recall@{k}" for k in result.ks] + ["mrr@10"]
-    header = f"{'method':<8}" + "".join(f"{n:>11}" for n in names)
+    names = [n for n in metric_names(result.ks, full=False)]
+    extra = [n for n in ("ndcg@10", "map") if n in next(iter(result.methods.values())).metrics]
+    names += extra
+    width = max(8, *(len(m) + 1 for m in result.methods))
+    header = f"{'method':<{width}}" + "".join(f"{n:>11}" for n in names) + f"{'p50 ms':>9}"
     lines = [header, "-" * len(header)]
     for method, r in result.methods.items():
-        lines.append(f"{method:<8}" + "".join(f"{r.metrics[n]:>11.3f}" for n in names))
+        lines.append(f"{method:<{width}}" + "".join(f"{r.metrics[n]:>11.3f}" for n in names)
+                     + f"{r.latency_ms['p50']:>9.1f}")
     lines.append(f"({result.n_queries} queries with relevant documents"
                  + (f"; {result.n_dropped} without, left out" if result.n_dropped else "") + ")")
+    significant = [c for c in result.comparisons if c.significant]
+    if result.comparisons:
+        lines.append("")
+        lines.append(f"paired tests ({len(result.comparisons)} comparisons; significant: "
+                     "Holm-adjusted p < 0.05 and 95% bootstrap CI excluding 0):")
+        for c in result.comparisons:
+            mark = "significant" if c.significant else "not significant"
+            lines.append(f"  {c.b} - {c.a} on {c.metric}: {c.delta:+.3f} "
+                         f"[{c.ci95[0]:+.3f}, {c.ci95[1]:+.3f}] p={c.p_value:.4f} "
+                         f"(Holm {c.p_holm:.4f}) {mark}")
+        if not significant:
+            lines.append("  no difference is significant")
     return "\n".join(lines)

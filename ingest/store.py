@@ -194,6 +194,14 @@ class Store:
             [key, value],
         )
 
+    def get_meta(self, key: str) -> str | None:
+        """A stored setting (retrieval keeps fitted parameters here)."""
+        return self._meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db.atomic():
+            self._set_meta(key, value)
+
     @property
     def generation(self) -> int:
         return int(self._meta("generation") or 0)

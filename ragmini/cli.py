@@ -13,12 +13,14 @@ import sys
 from pathlib import Path
 
 import click
+from click_default_group import DefaultGroup
 
 from ragmini import __version__
 from ragmini.errors import RagminiError
 
 DEFAULT_STORE = ".ragmini"
-METHOD_CHOICES = ("glove", "sbert")
+METHOD_CHOICES = ("glove", "glove-sif", "sbert", "bm25", "hybrid")
+METHOD_HELP = "glove, glove-sif, sbert, bm25, hybrid (bm25+sbert) or hybrid:A+B."
 
 
 def _store_option(f):
@@ -39,14 +41,24 @@ def _emit(obj: dict) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
 
 
+def _method(m: str) -> str:
+    from retrieval.search import parse_hybrid
+
+    pair = parse_hybrid(m)
+    for name in pair or (m,):
+        if name not in METHOD_CHOICES or name == "hybrid":
+            if pair is None and name == "hybrid":
+                continue
+            raise RagminiError(f"unknown method '{name}'; choose from {', '.join(METHOD_CHOICES)}"
+                               " or hybrid:A+B")
+    return m
+
+
 def _methods(value: str) -> list[str]:
-    methods = [m.strip() for m in value.split(",") if m.strip()]
-    for m in methods:
-        if m not in METHOD_CHOICES:
-            raise RagminiError(f"unknown method '{m}'; choose from {', '.join(METHOD_CHOICES)}")
+    methods = [_method(m.strip()) for m in value.split(",") if m.strip()]
     if not methods:
         raise RagminiError("no method given")
-    return methods
+    return list(dict.fromkeys(methods))
 
 
 def _open_store(path: Path, create: bool = False):
@@ -73,7 +85,7 @@ def cli() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_store_option
 @click.option("--methods", default="glove,sbert", show_default=True,
-              help="Comma-separated embedding methods to index.")
+              help="Comma-separated methods to index: " + METHOD_HELP)
 @click.option("--chunk-size", default=200, show_default=True,
               help="Chunk length in MiniLM tokens (at most 254).")
 @click.option("--overlap", default=30, show_default=True, help="Tokens shared by neighbouring chunks.")
@@ -134,7 +146,7 @@ def ingest(paths, store, methods, chunk_size, overlap, prune, max_file_mb, follo
 
 @cli.command()
 @click.argument("query")
-@click.option("--method", type=click.Choice(METHOD_CHOICES), default="sbert", show_default=True)
+@click.option("--method", default="sbert", show_default=True, help=METHOD_HELP)
 @click.option("-k", "k", default=5, show_default=True, help="Number of chunks to return.")
 @_store_option
 @_json_option
@@ -146,11 +158,12 @@ def search(query, method, k, store, as_json):
       ragmini search "what does top-p sampling do?"
       ragmini search "word vectors" --method glove -k 3 --json
     """
-    from retrieval.search import Retriever
+    from retrieval.search import open_searcher
 
     _check_query(query, k)
+    _method(method)
     with _open_store(store) as st:
-        retriever = Retriever(st, method)
+        retriever = open_searcher(st, method)
         hits = retriever.search(query, k=k)
     _note_behind(retriever)
     if as_json:
@@ -186,7 +199,7 @@ def _snippet(text: str, width: int = 160) -> str:
 
 @cli.command()
 @click.argument("question")
-@click.option("--method", type=click.Choice(METHOD_CHOICES), default="sbert", show_default=True)
+@click.option("--method", default="sbert", show_default=True, help=METHOD_HELP)
 @click.option("-k", "k", default=3, show_default=True, help="Chunks given to the generator.")
 @click.option("--generator", default="distilgpt2", show_default=True,
               help="Hugging Face id, local model folder, or 'smollm2' (packaged).")
@@ -214,14 +227,15 @@ def ask(question, method, k, generator, temperature, top_p, top_k, max_new_token
     """
     from generation.answer import Sampling, answer
     from generation.models import load_generator
-    from retrieval.search import Retriever
+    from retrieval.search import open_searcher
 
     _check_query(question, k)
+    _method(method)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram)
     with _open_store(store) as st:
         # Generator first: a missing model should fail before any retrieval work.
         gen = load_generator(generator, allow_download=allow_download, fallback=not no_fallback)
-        retriever = Retriever(st, method)
+        retriever = open_searcher(st, method)
         hits = retriever.search(question, k=k)
     _note_behind(retriever)
     if gen.fallback_from:
@@ -248,41 +262,196 @@ def ask(question, method, k, generator, temperature, top_p, top_k, max_new_token
     click.echo(f"(generator: {result.generator})", err=True)
 
 
-@cli.command("eval")
+@cli.group("eval", cls=DefaultGroup, default="run", default_if_no_args=True)
+def eval_group() -> None:
+    """Compare retrieval methods on labelled queries (`eval run`, the default), and list
+    past runs (`eval history`)."""
+
+
+@eval_group.command("run")
+@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv); its corpus "
+                   "gets a cached store of its own.")
+@click.option("--split", default="test", show_default=True, help="qrels split, with --dataset.")
 @click.option("--queries", "queries_path", type=click.Path(path_type=Path), default=None,
-              help="Labelled queries (jsonl). Default: corpus/queries.jsonl.")
-@click.option("-k", "ks", default="1,3,5,10", show_default=True, help="Cut-offs for recall@k.")
-@click.option("--methods", default="glove,sbert", show_default=True)
+              help="Labelled queries (jsonl) for the store. Default: corpus/queries.jsonl.")
+@click.option("-k", "ks", default=None,
+              help="Cut-offs for recall@k and precision@k. Default 1,3,5,10 (and 20,100 with "
+                   "--dataset, where the corpus is large enough).")
+@click.option("--methods", default=None,
+              help="Comma-separated methods. Default: every method indexed in the store, plus "
+                   "hybrid; with --dataset, glove,glove-sif,sbert,bm25,hybrid.")
+@click.option("--chunk-size", default="200", show_default=True,
+              help="With --dataset: one or several sizes to sweep, e.g. 150,200,250.")
+@click.option("--overlap", default="30", show_default=True, help="With --dataset: one or several.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="Write report.md, metrics.json, TREC run files and recall_at_k.png here.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap and the "
+              "randomization test.")
+@click.option("--resamples", default=10_000, show_default=True)
+@click.option("--no-progress", is_flag=True)
 @_store_option
 @_json_option
-def eval_cmd(queries_path, ks, methods, store, as_json):
-    """Compare methods on labelled queries: recall@k and MRR@10, document level.
+def eval_cmd(dataset, split, queries_path, ks, methods, chunk_size, overlap, report_dir, seed,
+             resamples, no_progress, store, as_json):
+    """Recall@k, precision@k, MRR@10, nDCG@10 and MAP per method, document level, with
+    paired significance tests between every two methods.
 
-    A document ranks at its best chunk's rank. Ingest the corpus the queries
-    were written for first (the default set is for corpus/).
+    A document ranks at its best chunk. Without --dataset, the store's corpus is
+    scored with --queries (the default set is written for corpus/docs).
 
     \b
     Examples:
       ragmini eval
-      ragmini eval --queries my-queries.jsonl -k 1,5,20 --json
+      ragmini eval --dataset ~/beir/scifact --report out/scifact
+      ragmini eval --dataset manpages --split dev --chunk-size 150,200,250 --methods bm25,sbert
     """
-    from eval.harness import evaluate_methods, format_table
-    from eval.queries import load_queries
+    cutoffs = _cutoffs(ks) if ks else None
+    if dataset:
+        results = _eval_dataset(dataset, split, cutoffs, methods, chunk_size, overlap, seed,
+                                resamples, not no_progress and not as_json)
+    else:
+        if chunk_size != "200" or overlap != "30":
+            raise RagminiError("--chunk-size and --overlap sweeps need --dataset (a store keeps "
+                               "the chunking it was ingested with)")
+        results = [_eval_store(store, queries_path, cutoffs or (1, 3, 5, 10), methods, seed,
+                               resamples)]
+    for result, query_set, oov in results:
+        if report_dir:
+            target = report_dir if len(results) == 1 else report_dir / (
+                f"c{result.chunking['size']}o{result.chunking['overlap']}")
+            from eval.report import write_report
 
+            write_report(result, query_set, target, oov)
+    if as_json:
+        dicts = [r.to_dict() for r, _, _ in results]
+        _emit(dicts[0] if len(dicts) == 1 else {"settings": dicts})
+        return
+    from eval.harness import format_table
+
+    for result, _, _ in results:
+        chunking = result.chunking or {}
+        if result.dataset:
+            click.echo(f"{result.dataset} ({result.split}), chunks {chunking.get('size')}/"
+                       f"{chunking.get('overlap')}:")
+        click.echo(format_table(result))
+        click.echo("")
+    if report_dir:
+        click.echo(f"report written to {report_dir}")
+
+
+def _cutoffs(ks: str) -> tuple[int, ...]:
     try:
         cutoffs = tuple(sorted({int(x) for x in ks.split(",") if x.strip()}))
     except ValueError:
         raise RagminiError(f"-k takes comma-separated whole numbers, not '{ks}'") from None
     if not cutoffs or cutoffs[0] < 1:
         raise RagminiError("-k values must be at least 1")
+    return cutoffs
+
+
+def _ints(value: str, name: str) -> list[int]:
+    try:
+        return [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise RagminiError(f"{name} takes comma-separated whole numbers, not '{value}'") from None
+
+
+def _glove_oov(methods):
+    if not any(m.startswith("glove") for m in methods):
+        return None
+    from retrieval.glove import GloveEmbedder, tokenize
+
+    vocab = GloveEmbedder.packaged().keyed_vectors.key_to_index
+    return lambda text: [w for w in tokenize(text) if w not in vocab]
+
+
+def _eval_store(store, queries_path, cutoffs, methods, seed, resamples):
+    from eval.harness import evaluate_methods
+    from eval.history import record_run
+    from eval.queries import load_queries
+
     query_set = load_queries(queries_path or _default_queries())
     with _open_store(store) as st:
-        result = evaluate_methods(st, query_set, _methods(methods), ks=cutoffs)
-    if as_json:
-        _emit(result.to_dict())
-        return
-    click.echo(format_table(result))
+        if methods:
+            chosen = _methods(methods)
+        else:
+            chosen = st.methods() or ["sbert"]
+            if {"bm25", "sbert"} <= set(chosen):
+                chosen.append("hybrid")
+        result = evaluate_methods(st, query_set, chosen, ks=cutoffs, full=True, seed=seed,
+                                  resamples=resamples, dataset=str(queries_path or "corpus"))
+        record_run(st, result)
+    return result, query_set, _glove_oov(chosen)
 
+
+def _eval_dataset(dataset, split, cutoffs, methods, chunk_size, overlap, seed, resamples,
+                  progress):
+    import itertools
+
+    from eval.beir import dataset_store_dir, load_beir
+    from eval.harness import evaluate_methods
+    from eval.history import record_run
+    from ingest.chunk import ChunkConfig
+    from ingest.pipeline import ingest_paths
+    from retrieval.indexing import update_indexes
+
+    query_set = load_beir(dataset, split)
+    chosen = _methods(methods or "glove,glove-sif,sbert,bm25,hybrid")
+    configs = [ChunkConfig(size=s, overlap=o) for s, o in
+               itertools.product(_ints(chunk_size, "--chunk-size"), _ints(overlap, "--overlap"))]
+    oov = _glove_oov(chosen)
+    out = []
+    for config in configs:
+        path = dataset_store_dir(dataset, config.size, config.overlap)
+        with _open_store(path, create=True) as st:
+            with st.writer_lock():
+                report = ingest_paths(st, [Path(dataset) / "corpus.jsonl"], config=config,
+                                      progress=progress)
+                update_indexes(st, chosen, progress=progress)
+            n_docs = st.count("documents")
+            ks = cutoffs or tuple(k for k in (1, 3, 5, 10, 20, 100) if k <= max(n_docs, 10))
+            if report.new or report.changed:
+                click.echo(f"{dataset}: {report.new + report.changed} documents ingested into "
+                           f"{path}", err=True)
+            result = evaluate_methods(st, query_set, chosen, ks=ks, full=True, seed=seed,
+                                      resamples=resamples, dataset=Path(dataset).name,
+                                      split=split)
+            record_run(st, result)
+        out.append((result, query_set, oov))
+    return out
+
+
+@eval_group.command("history")
+@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Show the runs recorded in this BEIR dataset's store instead.")
+@click.option("--chunk-size", default=200, show_default=True)
+@click.option("--overlap", default=30, show_default=True)
+@click.option("-n", "limit", default=20, show_default=True)
+@_store_option
+@_json_option
+def eval_history(dataset, chunk_size, overlap, limit, store, as_json):
+    """Past evaluation runs recorded in the store, newest first."""
+    from eval.history import list_runs
+
+    if dataset:
+        from eval.beir import dataset_store_dir
+
+        store = dataset_store_dir(dataset, chunk_size, overlap)
+    with _open_store(store) as st:
+        runs = list_runs(st, limit)
+    if as_json:
+        _emit({"runs": runs})
+        return
+    if not runs:
+        click.echo("no evaluation recorded in this store yet; run `ragmini eval`")
+        return
+    for r in runs:
+        head = ", ".join(f"{m} R@10 {v.get('recall@10', float('nan')):.3f} "
+                         f"MRR {v.get('mrr@10', float('nan')):.3f}" for m, v in r["metrics"].items())
+        click.echo(f"#{r['id']} {r['ran_at']} {r['dataset']} {r['split']} gen {r['store_generation']} "
+                   f"chunks {r['chunking'].get('size')}/{r['chunking'].get('overlap')} "
+                   f"({r['n_queries']} q): {head}")
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))

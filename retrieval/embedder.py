@@ -37,28 +37,41 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
-def _glove() -> Embedder:
+def _glove(store=None) -> Embedder:
     from retrieval.glove import GloveEmbedder
 
     return GloveEmbedder.packaged()
 
 
-def _sbert() -> Embedder:
+def _glove_sif(store=None) -> Embedder:
+    from retrieval.sif import sif_for_store
+
+    if store is None:
+        raise RagminiError("glove-sif is fitted on a store's chunks; open a store first")
+    return sif_for_store(store)
+
+
+def _sbert(store=None) -> Embedder:
     from retrieval.sbert import SbertEmbedder
 
     return SbertEmbedder.packaged()
 
 
-# Factories, not instances: each loads its model only when asked for.
-METHODS: dict[str, Callable[[], Embedder]] = {"glove": _glove, "sbert": _sbert}
+# Factories, not instances: each loads its model only when asked for. Each takes
+# the store, since a method may be fitted on its corpus (glove-sif).
+METHODS: dict[str, Callable[..., Embedder]] = {
+    "glove": _glove, "glove-sif": _glove_sif, "sbert": _sbert,
+}
+# Every method `ragmini` knows: dense ones above, bm25, and hybrids of two.
+ALL_METHODS = ("glove", "glove-sif", "sbert", "bm25", "hybrid")
 
 
-def get_embedder(method: str) -> Embedder:
-    """Load the default embedder of `method` ("glove" or "sbert")."""
+def get_embedder(method: str, store=None) -> Embedder:
+    """Load the default embedder of a dense `method` ("glove", "glove-sif", "sbert")."""
     try:
         factory = METHODS[method]
     except KeyError:
         raise RagminiError(
-            f"unknown method '{method}'; choose one of: {', '.join(METHODS)}"
+            f"unknown method '{method}'; choose one of: {', '.join(ALL_METHODS)}"
         ) from None
-    return factory()
+    return factory(store)

@@ -32,6 +32,17 @@ def index_is_current(store: Store, method: str) -> bool:
     return params.store_generation == store.generation and params.n_vectors == with_vector
 
 
+def index_generation(store: Store, method: str) -> int | None:
+    """The store generation `method`'s committed index was built from, if any."""
+    if method == "bm25":
+        from retrieval.bm25 import read_bm25_params
+
+        params = read_bm25_params(store.index_dir)
+    else:
+        params = read_params(store.index_dir, method)
+    return None if params is None else params.store_generation
+
+
 def update_indexes(store: Store, methods: list[str] = (), progress: bool = True,
                    embedders: dict | None = None, force_rebuild: frozenset[str] = frozenset()
                    ) -> list[MethodReport]:
@@ -42,19 +53,33 @@ def update_indexes(store: Store, methods: list[str] = (), progress: bool = True,
     stale, not only the ones named on this run.
     """
     embedders = embedders or {}
-    names = list(dict.fromkeys([*methods, *store.methods()]))
+    names = expand_methods([*methods, *store.methods()])
     reports = [update_index(store, m, embedders.get(m), progress=progress,
                             force_rebuild=m in force_rebuild) for m in names]
-    oldest = min((p.store_generation for m in store.methods()
-                  if (p := read_params(store.index_dir, m)) is not None), default=None)
+    oldest = min((g for m in store.methods() if (g := index_generation(store, m)) is not None),
+                 default=None)
     if oldest is not None:
         store.purge(oldest)
     return reports
 
 
+def expand_methods(methods) -> list[str]:
+    """The indexes behind `methods`: a hybrid needs its two parts, nothing of its own."""
+    from retrieval.search import parse_hybrid
+
+    out: list[str] = []
+    for m in methods:
+        out.extend(parse_hybrid(m) or (m,))
+    return list(dict.fromkeys(out))
+
+
 def rebuild_index(store: Store, method: str) -> int:
-    """Rebuild `method`'s index from its stored vectors; no model is loaded.
-    Returns the number of vectors indexed."""
+    """Rebuild `method`'s index from its stored vectors (bm25: from the chunks);
+    no model is loaded. Returns the number of vectors or chunks indexed."""
+    if method == "bm25":
+        from retrieval.bm25 import build_bm25
+
+        return build_bm25(store).n_chunks
     info = store.method_info(method)
     if info is None:
         raise RagminiError(
@@ -75,11 +100,19 @@ def update_index(store: Store, method: str, embedder: Embedder | None = None,
     new, so re-ingesting an unchanged corpus does no model work.
     """
     started = time.perf_counter()
+    if method == "bm25":
+        from retrieval.bm25 import bm25_is_current, build_bm25
+
+        rebuilt = force_rebuild or not bm25_is_current(store)
+        params = build_bm25(store) if rebuilt else None
+        n = params.n_chunks if params else store.count("chunks")
+        return MethodReport(method, store.method_info(method)["model"], 0, 0, n, rebuilt,
+                            time.perf_counter() - started)
     missing = store.chunks_without_vectors(method)
     info = store.method_info(method)
     embedded = 0
     if missing or info is None or embedder is not None:
-        embedder = embedder or get_embedder(method)
+        embedder = embedder or get_embedder(method, store)
         if store.register_method(method, embedder.model, embedder.dim):
             missing = store.chunks_without_vectors(method)  # model changed: all again
         embedded = _embed_missing(store, method, embedder, missing, progress)

@@ -53,8 +53,43 @@ class StoreStatus:
         return out
 
 
+def check_bm25(store: Store) -> MethodStatus:
+    """bm25 indexes chunk texts: compare its chunk ids with the store's at its generation."""
+    from retrieval.bm25 import Bm25Searcher, read_bm25_params
+
+    info = store.method_info("bm25") or {"model": "?"}
+    problems: list[str] = []
+    size, generation, behind, n = 0, None, 0, 0
+    try:
+        params = read_bm25_params(store.index_dir)
+    except IndexStale as exc:
+        params, problems = None, [str(exc)]
+    if params is None:
+        problems = problems or ["no index file"]
+    else:
+        generation, behind = params.store_generation, store.generation - params.store_generation
+        folder = store.index_dir / params.folder
+        size = sum(f.stat().st_size for f in folder.iterdir()) if folder.is_dir() else 0
+        try:
+            searcher = Bm25Searcher(store)
+        except IndexStale as exc:
+            problems.append(str(exc))
+        else:
+            n = len(searcher.ids)
+            live = store.db.execute(
+                "SELECT id FROM chunks c WHERE c.created_gen <= ? AND "
+                "(c.deleted_gen IS NULL OR c.deleted_gen > ?) ORDER BY id",
+                [generation, generation]).fetchall()
+            if not np.array_equal(np.sort(searcher.ids), np.array([r[0] for r in live])):
+                problems.append(f"index holds {n} chunks, the store had {len(live)} at "
+                                f"generation {generation}")
+    return MethodStatus("bm25", info["model"], n, 0, 0, size, generation, behind, problems)
+
+
 def check_method(store: Store, method: str) -> MethodStatus:
     """Compare `method`'s index with the store: params, checksum and the exact id set."""
+    if method == "bm25":
+        return check_bm25(store)
     info = store.method_info(method) or {"model": "?", "dim": 0}
     vectors, empty = store.vector_counts(method)
     unembedded = len(store.chunks_without_vectors(method))
