@@ -89,13 +89,16 @@ def cli() -> None:
 @click.option("--chunk-size", default=200, show_default=True,
               help="Chunk length in MiniLM tokens (at most 254).")
 @click.option("--overlap", default=30, show_default=True, help="Tokens shared by neighbouring chunks.")
+@click.option("--index", "index_type", type=click.Choice(["flat", "hnsw", "ivf-pq", "sq8"]),
+              default=None, help="FAISS index type for the dense methods (kept for later "
+              "runs; default flat, exact).")
 @click.option("--prune", is_flag=True, help="Remove stored documents whose files are gone.")
 @click.option("--max-file-mb", default=20.0, show_default=True, help="Skip larger files.")
 @click.option("--follow-links", is_flag=True, help="Follow symbolic links (off: they can loop).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @_json_option
-def ingest(paths, store, methods, chunk_size, overlap, prune, max_file_mb, follow_links,
-           no_progress, as_json):
+def ingest(paths, store, methods, chunk_size, overlap, index_type, prune, max_file_mb,
+           follow_links, no_progress, as_json):
     """Add folders or files (.txt .md .html, RSS/Atom feeds, BEIR corpus.jsonl) to the store.
 
     Re-running it is cheap: unchanged documents are skipped, changed ones
@@ -121,7 +124,7 @@ def ingest(paths, store, methods, chunk_size, overlap, prune, max_file_mb, follo
         if report.new + report.changed + report.unchanged == 0 and report.skipped:
             reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
             raise RagminiError(f"nothing to ingest ({reasons})")
-        indexed = update_indexes(st, chosen, progress=not no_progress)
+        indexed = update_indexes(st, chosen, progress=not no_progress, index_type=index_type)
         totals = {"documents": st.count("documents"), "chunks": st.count("chunks")}
     elapsed = time.perf_counter() - started
     embedded = sum(r.embedded for r in indexed)
@@ -485,10 +488,17 @@ def remove(paths, store, as_json):
 @cli.command()
 @click.option("--method", "methods", default=None,
               help="Comma-separated methods to rebuild (default: all in the store).")
+@click.option("--index", "index_type", type=click.Choice(["flat", "hnsw", "ivf-pq", "sq8"]),
+              default=None, help="Switch the dense methods to this FAISS index type.")
 @_store_option
 @_json_option
-def reindex(methods, store, as_json):
-    """Rebuild FAISS indexes from the vectors stored with the chunks (no model time)."""
+def reindex(methods, index_type, store, as_json):
+    """Rebuild FAISS indexes from the vectors stored with the chunks (no model time).
+
+    \b
+    Example: try an approximate index without re-embedding anything
+      ragmini reindex --index hnsw
+    """
     import time
 
     from retrieval.indexing import rebuild_index
@@ -500,7 +510,7 @@ def reindex(methods, store, as_json):
         out = {}
         for m in chosen:
             started = time.perf_counter()
-            n = rebuild_index(st, m)
+            n = rebuild_index(st, m, index_type if m != "bm25" else None)
             unembedded = len(st.chunks_without_vectors(m))
             out[m] = {"vectors": n, "unembedded": unembedded,
                       "seconds": round(time.perf_counter() - started, 3)}
@@ -564,6 +574,46 @@ def _print_status(report, repaired: bool) -> None:
         click.echo("run `ragmini status --repair` to rebuild from stored vectors")
     elif not report.up_to_date:
         click.echo("run `ragmini ingest` (or `ragmini status --repair`) to catch up")
+
+
+@cli.group()
+def datasets() -> None:
+    """Build benchmark datasets in BEIR layout for `ragmini eval --dataset`."""
+
+
+@datasets.command("build")
+@click.argument("name", type=click.Choice(["manpages"]))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--packages", default=None,
+              help="Comma-separated Debian packages (default: the 16 of the benchmark).")
+@click.option("--no-update", is_flag=True, help="Skip `apt-get update`.")
+@click.option("--work", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Keep downloads and unpacked packages here (default: a temporary folder).")
+@click.option("--no-progress", is_flag=True)
+@_json_option
+def datasets_build(name, out, packages, no_update, work, no_progress, as_json):
+    """Build NAME into --out. `manpages`: Debian man pages, the apropos task.
+
+    Downloads packages with apt-get (never installs them), renders every English
+    page with man, and writes corpus.jsonl, queries.jsonl, qrels/{dev,test}.tsv
+    and metadata.json.
+
+    \b
+    Example:
+      ragmini datasets build manpages --out data/manpages
+      ragmini eval --dataset data/manpages --split dev
+    """
+    from eval.manpages import PACKAGES, build
+
+    chosen = tuple(p.strip() for p in packages.split(",") if p.strip()) if packages else PACKAGES
+    meta = build(out, chosen, work=work, update=not no_update, progress=not no_progress)
+    if as_json:
+        _emit(meta)
+        return
+    click.echo(f"{meta['pages']} pages, {meta['queries']['dev']} dev and {meta['queries']['test']} "
+               f"test queries (median {meta['median_words_per_page']} words a page; "
+               f"{len(meta['dropped_index_pages'])} index pages dropped; "
+               f"{meta['queries_verbatim_in_page']} queries occur verbatim in their page) -> {out}")
 
 
 def _register_explore() -> None:

@@ -25,7 +25,10 @@ import numpy as np
 
 from ragmini.errors import IndexStale
 
-INDEX_TYPES = ("flat",)
+INDEX_TYPES = ("flat", "hnsw", "ivf-pq", "sq8")
+# Search-time settings, recorded in the params and applied on every load.
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
+IVF_NPROBE = 16
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class IndexParams:
     file: str
     sha256: str
     index_type: str = "flat"
+    search_params: dict | None = None  # efSearch (hnsw), nprobe (ivf-pq)
     metric: str = "inner_product"  # on L2-normalised vectors, i.e. cosine
     normalized: bool = True
     faiss_version: str = ""
@@ -46,16 +50,60 @@ class IndexParams:
 
 
 def build_index(ids: np.ndarray, vectors: np.ndarray, index_type: str = "flat"):
-    """An id-mapped exact inner-product index over `vectors` (n, dim) float32."""
+    """An id-mapped inner-product index over `vectors` (n, dim) float32.
+
+    flat: exact. hnsw: graph (M=32, efConstruction=200). sq8: one byte per
+    dimension, exact scan. ivf-pq: k-means cells (about 4 sqrt(n)) with product
+    quantization (8 dimensions a code, 8 bits, fewer for small collections so
+    k-means has 39 points a centroid). Every type sits inside an
+    IndexIDMap2, so chunk ids, status checks and rebuilds work the same way.
+    """
     import faiss
 
     if index_type not in INDEX_TYPES:
-        raise ValueError(f"unknown index type {index_type}")
+        raise ValueError(f"unknown index type {index_type}; choose from {', '.join(INDEX_TYPES)}")
     dim = vectors.shape[1]
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if index_type == "flat":
+        inner = faiss.IndexFlatIP(dim)
+    elif index_type == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    elif index_type == "sq8":
+        inner = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit,
+                                           faiss.METRIC_INNER_PRODUCT)
+        inner.train(vectors if len(vectors) else np.zeros((1, dim), dtype=np.float32))
+    else:  # ivf-pq
+        n = len(vectors)
+        nlist = max(1, min(int(4 * np.sqrt(max(n, 1))), n // 39))
+        m = next(m for m in (dim // 8, dim // 4, dim // 2, dim) if m and dim % m == 0)
+        # k-means wants about 39 points a centroid: 2**bits codes per sub-space.
+        bits = int(min(8, np.floor(np.log2(max(n, 1) / 39)))) if n else 8
+        spec = f"IVF{nlist},PQ{m}x{bits}" if bits >= 4 else f"IVF{nlist},Flat"
+        inner = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+        inner.train(vectors if n else np.zeros((max(nlist, 1), dim), dtype=np.float32))
+        faiss.extract_index_ivf(inner).nprobe = IVF_NPROBE
+    index = faiss.IndexIDMap2(inner)
     if len(ids):
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+        index.add_with_ids(vectors, ids.astype(np.int64))
     return index
+
+
+def search_params(index_type: str) -> dict | None:
+    return {"hnsw": {"efSearch": HNSW_EF_SEARCH}, "ivf-pq": {"nprobe": IVF_NPROBE}}.get(index_type)
+
+
+def apply_search_params(index, params: dict | None) -> None:
+    """Set efSearch / nprobe on a loaded index (they are not saved by FAISS)."""
+    import faiss
+
+    if not params:
+        return
+    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    if "efSearch" in params and hasattr(inner, "hnsw"):
+        inner.hnsw.efSearch = int(params["efSearch"])
+    if "nprobe" in params:
+        faiss.extract_index_ivf(inner).nprobe = int(params["nprobe"])
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -94,6 +142,7 @@ def save_index(index, directory: Path, *, method: str, model: str, store_generat
         file=name,
         sha256=hashlib.sha256(data).hexdigest(),
         index_type=index_type,
+        search_params=search_params(index_type),
         faiss_version=faiss.__version__,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
@@ -143,4 +192,5 @@ def load_index(directory: Path, params: IndexParams, verify: bool = True):
         ) from exc
     if index.ntotal != params.n_vectors or index.d != params.dim:
         raise IndexStale(f"index file {path} does not match its params; run `ragmini ingest` again")
+    apply_search_params(index, params.search_params)
     return index

@@ -44,8 +44,8 @@ def index_generation(store: Store, method: str) -> int | None:
 
 
 def update_indexes(store: Store, methods: list[str] = (), progress: bool = True,
-                   embedders: dict | None = None, force_rebuild: frozenset[str] = frozenset()
-                   ) -> list[MethodReport]:
+                   embedders: dict | None = None, force_rebuild: frozenset[str] = frozenset(),
+                   index_type: str | None = None) -> list[MethodReport]:
     """Update `methods` and every method the store already has, then purge rows
     that no index can refer to any more.
 
@@ -55,7 +55,8 @@ def update_indexes(store: Store, methods: list[str] = (), progress: bool = True,
     embedders = embedders or {}
     names = expand_methods([*methods, *store.methods()])
     reports = [update_index(store, m, embedders.get(m), progress=progress,
-                            force_rebuild=m in force_rebuild) for m in names]
+                            force_rebuild=m in force_rebuild,
+                            index_type=index_type if m != "bm25" else None) for m in names]
     oldest = min((g for m in store.methods() if (g := index_generation(store, m)) is not None),
                  default=None)
     if oldest is not None:
@@ -73,9 +74,15 @@ def expand_methods(methods) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def rebuild_index(store: Store, method: str) -> int:
+def index_type_of(store: Store, method: str) -> str:
+    """The FAISS index type chosen for `method` (flat unless `--index` said otherwise)."""
+    return store.get_meta(f"index_type.{method}") or "flat"
+
+
+def rebuild_index(store: Store, method: str, index_type: str | None = None) -> int:
     """Rebuild `method`'s index from its stored vectors (bm25: from the chunks);
-    no model is loaded. Returns the number of vectors or chunks indexed."""
+    no model is loaded. `index_type` also becomes the method's choice for later
+    rebuilds. Returns the number of vectors or chunks indexed."""
     if method == "bm25":
         from retrieval.bm25 import build_bm25
 
@@ -85,15 +92,20 @@ def rebuild_index(store: Store, method: str) -> int:
         raise RagminiError(
             f"the store has no '{method}' vectors; run `ragmini ingest PATH --methods {method}`"
         )
+    if index_type is not None:
+        store.set_meta(f"index_type.{method}", index_type)
+    chosen = index_type_of(store, method)
     ids, vectors = store.vectors(method)
-    index = build_index(ids, vectors)
+    index = build_index(ids, vectors, chosen)
     save_index(index, store.index_dir, method=method, model=info["model"],
-               store_generation=store.generation, chunking=store.chunk_config() or {})
+               store_generation=store.generation, chunking=store.chunk_config() or {},
+               index_type=chosen)
     return len(ids)
 
 
 def update_index(store: Store, method: str, embedder: Embedder | None = None,
-                 progress: bool = True, force_rebuild: bool = False) -> MethodReport:
+                 progress: bool = True, force_rebuild: bool = False,
+                 index_type: str | None = None) -> MethodReport:
     """Bring `method`'s stored vectors and index up to date with the store's chunks.
 
     The embedder is loaded only if some chunk lacks a vector or the method is
@@ -117,9 +129,12 @@ def update_index(store: Store, method: str, embedder: Embedder | None = None,
             missing = store.chunks_without_vectors(method)  # model changed: all again
         embedded = _embed_missing(store, method, embedder, missing, progress)
         info = store.method_info(method)
-    rebuilt = force_rebuild or not index_is_current(store, method)
+    params = read_params(store.index_dir, method)
+    rebuilt = (force_rebuild or not index_is_current(store, method)
+               or (index_type is not None and params is not None
+                   and params.index_type != index_type))
     if rebuilt:
-        rebuild_index(store, method)
+        rebuild_index(store, method, index_type)
     with_vector, empty = store.vector_counts(method)
     return MethodReport(method, info["model"], embedded, empty, with_vector, rebuilt,
                         time.perf_counter() - started)

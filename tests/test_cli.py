@@ -52,7 +52,10 @@ ERRORS = [
     (["search", "x", "-k", "0", "--store", "STORE"], "-k must be at least 1"),
     (["search", "x", "--store", "MISSING"], "no ragmini store at"),
     (["search", "x", "--method", "glove", "--store", "STORE"], "has no 'glove' index"),
-    (["search", "x", "--method", "bogus", "--store", "STORE"], "Invalid value for '--method'"),
+    (["search", "x", "--method", "bogus", "--store", "STORE"], "unknown method 'bogus'"),
+    (["search", "x", "--method", "hybrid:bm25", "--store", "STORE"], "write a hybrid as hybrid:A+B"),
+    (["search", "x", "--method", "bm25", "--store", "STORE"], "has no 'bm25' index"),
+    (["ingest", "CORPUS", "--store", "NEW", "--methods", "hybrid:glove+elmo"], "unknown method 'elmo'"),
     (["search", "x", "--store", "SCHEMA99"], "schema version 99"),
     (["ingest", "MISSING", "--store", "NEW"], "nothing to ingest"),
     (["ingest", "CORPUS", "--store", "NEW", "--chunk-size", "300"], "over the encoder's limit"),
@@ -104,8 +107,9 @@ def test_eval_json_contract(capsys, corpus_store_path):
     data = json.loads(out)
     assert data["n_queries"] >= 60
     for method in ("glove", "sbert"):
-        assert set(data["methods"][method]) == {"recall@1", "recall@3", "recall@5", "recall@10",
-                                                "mrr@10"}
+        assert set(data["methods"][method]) >= {"recall@1", "recall@3", "recall@5", "recall@10",
+                                                "mrr@10", "ndcg@10", "map", "precision@5"}
+    assert {(c["a"], c["b"]) for c in data["comparisons"]} == {("glove", "sbert")}
     assert data["methods"]["sbert"]["mrr@10"] > data["methods"]["glove"]["mrr@10"]
 
 
