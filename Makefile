@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ragmini-installed
 STORE  ?= .ragmini
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
-bench: setup
+bench: setup   # full run, under 10 minutes; writes bench/results.json
+	$(BIN)/python bench/run.py
+
+bench-quick: setup   # smoke run, under 2 minutes, writes nothing
 	$(BIN)/python bench/run.py --quick
 
 clean:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -195,30 +196,129 @@ def markdown(results: dict) -> str:
     return "\n".join(rows)
 
 
+def targets(results: dict) -> list[dict]:
+    """The issue's targets, each with the figure measured in this run."""
+    t, ix, cold, peer = (results.get("throughput"), results.get("index_types"),
+                         results["cold_start_s"], results.get("peer"))
+    rows = []
+
+    def add(name, value, target, unit, met):
+        rows.append({"name": name, "value": round(float(value), 4), "target": target,
+                     "unit": unit, "met": bool(met)})
+
+    if t:
+        add("sbert ingest / raw SentenceTransformer.encode", t["sbert_ratio"], "<= 1.2", "ratio",
+            t["sbert_ratio"] <= 1.2)
+        add("glove embedding throughput", t["glove_chunks_per_s"], ">= 50000", "chunks/s",
+            t["glove_chunks_per_s"] >= 50_000)
+    if ix:
+        flat = ix["types"]["flat"]["synthetic"]
+        ratio = flat["p50_ms"] / ix["flat_bound_ms_at_12gbs"]
+        add(f"flat search p50 at {ix['synthetic_n']:,} vectors / 12 GB/s bound", ratio, "<= 1.3",
+            "ratio", ratio <= 1.3)
+        hnsw = ix["types"]["hnsw"]["synthetic"]
+        add(f"hnsw p50 at {ix['synthetic_n']:,} vectors", hnsw["p50_ms"], "< 1", "ms",
+            hnsw["p50_ms"] < 1)
+        add(f"hnsw recall@10 relative to flat at {ix['synthetic_n']:,}",
+            hnsw["recall_at_10_vs_flat"], ">= 0.95", "fraction",
+            hnsw["recall_at_10_vs_flat"] >= 0.95)
+    add("`ragmini search --method glove` cold start", cold["search_glove"], "< 2", "s",
+        cold["search_glove"] < 2)
+    if peer:
+        equal = abs(peer["ragmini_recall_at_10"] - peer["txtai_recall_at_10"]) <= 0.02
+        add("txtai index time / ragmini ingest time", peer["ingest_ratio"], "> 1", "ratio",
+            peer["ingest_ratio"] > 1 and equal)
+        add("txtai query p50 / ragmini query p50", peer["latency_ratio"], "> 1", "ratio",
+            peer["latency_ratio"] > 1 and equal)
+    return rows
+
+
+def scale_markdown(results: dict) -> str:
+    lines = []
+    t = results.get("throughput")
+    if t:
+        lines += [f"Throughput on {t['chunks']} man-page chunks: ragmini ingest with sbert "
+                  f"{t['sbert_ingest_s']:.1f} s against {t['sbert_raw_encode_s']:.1f} s for a bare "
+                  f"`SentenceTransformer.encode` of the same texts ({t['sbert_ratio']:.2f}x). GloVe "
+                  f"mean: {t['glove_chunks_per_s']:,.0f} chunks/s against "
+                  f"{t['glove_raw_numpy_chunks_per_s']:,.0f} for a plain numpy mean over looked-up "
+                  f"ids ({t['glove_ratio_to_raw']:.1f}x).", ""]
+    ix = results.get("index_types")
+    if ix:
+        lines += ["| index | data | n | build s | size MB | p50 ms | p95 ms | recall@10 vs flat |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for kind, by_set in ix["types"].items():
+            for label, r in by_set.items():
+                lines.append(f"| {kind} | {label} | {r['n']:,} | {r['build_s']:.2f} | "
+                             f"{r['size_mb']:.1f} | {r['p50_ms']:.3f} | {r['p95_ms']:.3f} | "
+                             f"{r['recall_at_10_vs_flat']:.3f} |")
+        lines += ["", f"Flat scan bound at {ix['synthetic_n']:,} x 384 float32: "
+                  f"{ix['flat_bound_ms_at_12gbs']:.1f} ms at 12 GB/s; this run measured "
+                  f"{ix['measured_bandwidth_gbs']:.1f} GB/s with numpy "
+                  f"({ix['flat_bound_ms_measured']:.1f} ms).", ""]
+    m = results.get("memory")
+    if m:
+        lines += [f"Peak RSS: `ragmini ingest corpus/docs` {m['ingest_bundled_mb']:.0f} MiB, "
+                  f"`ragmini search --method glove` {m['search_glove_mb']:.0f} MiB, "
+                  f"`--method sbert` {m['search_sbert_mb']:.0f} MiB.", ""]
+    p = results.get("peer")
+    if p:
+        lines += [f"Peer, same {p['chunks']} chunks and {p['queries']} queries, same MiniLM: "
+                  f"ragmini ingest {p['ragmini_ingest_s']:.1f} s vs txtai index "
+                  f"{p['txtai_index_s']:.1f} s ({p['ingest_ratio']:.2f}x); query p50 "
+                  f"{p['ragmini_p50_ms']:.1f} ms vs {p['txtai_p50_ms']:.1f} ms "
+                  f"({p['latency_ratio']:.2f}x); recall@10 {p['ragmini_recall_at_10']:.3f} vs "
+                  f"{p['txtai_recall_at_10']:.3f}.", ""]
+    rows = results.get("targets", [])
+    if rows:
+        lines += ["| target | value | goal | met |", "|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['value']:g} {r['unit']} | {r['target']} | "
+                  f"{'yes' if r['met'] else 'no'} |" for r in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+    parser.add_argument("--no-peer", action="store_true", help="skip the txtai comparison")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
     args = parser.parse_args()
-    reps = {"ingest": 1 if args.quick else 3, "search": 1 if args.quick else 5,
-            "ask": 1 if args.quick else 5, "cold": 1 if args.quick else 3}
+    import scale
+
+    quick = args.quick
+    reps = {"ingest": 1 if quick else 3, "search": 1 if quick else 5,
+            "ask": 1 if quick else 5, "cold": 1 if quick else 3}
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(tmp) / "store"
         results = {
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                         "python": platform.python_version()},
-            "quick": args.quick,
+            "quick": quick,
             "ingest": bench_ingest(store_dir, reps["ingest"]),
             "search": bench_search(store_dir, reps["search"]),
             "ask": bench_ask(store_dir, reps["ask"]),
             "cold_start_s": bench_cold(store_dir, reps["cold"]),
             "reingest": bench_reingest(reps["cold"]),
+            "memory": scale.bench_memory(store_dir),
         }
+    if not quick:
+        results["throughput"] = scale.bench_throughput(n_chunks=600, glove_chunks=20_000)
+        results["index_types"] = scale.bench_index_types(synthetic_n=100_000, n_queries=200)
+        if not args.no_peer:
+            results["peer"] = scale.bench_peer(n_chunks=600)
+    else:
+        results["index_types"] = scale.bench_index_types(synthetic_n=5_000, n_queries=50,
+                                                         use_real=False)
+    results["targets"] = targets(results)
     table = markdown(results)
     results["table_md"] = table
-    if not args.quick:
+    results["scale_md"] = scale_markdown(results)
+    if not quick:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
+        scale.plot_index_types(results["index_types"], REPO / "docs" / "index-types.png")
     print(table)
+    print()
+    print(results["scale_md"])
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from eval.metrics import DEFAULT_KS, HEADLINE, evaluate_per_query, metric_names
 from eval.queries import QuerySet
 from eval.stats import DEFAULT_RESAMPLES, Comparison, compare
 from ingest.store import Store
+from ragmini.errors import QueryError
 from retrieval.search import open_searcher
 
 
@@ -21,6 +22,7 @@ class MethodResult:
     per_query: dict[str, dict[str, float]]
     run: dict[str, dict[str, float]]  # {qid: {doc_id: score}}, document level
     latency_ms: dict[str, float]  # p50, p95 of single-query search
+    unanswerable: int = 0  # queries the method cannot embed or match at all: scored 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class EvalResult:
             "methods": {m: r.metrics for m, r in self.methods.items()},
             "comparisons": [c.to_dict() for c in self.comparisons],
             "latency_ms": {m: r.latency_ms for m, r in self.methods.items()},
+            "unanswerable": {m: r.unanswerable for m, r in self.methods.items()},
         }
 
 
@@ -65,16 +68,24 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def run_method(searcher, queries: dict[str, str], depth: int, max_docs: int
-               ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """({qid: {doc_id: score}}, latency p50/p95 in ms), one query at a time."""
+               ) -> tuple[dict[str, dict[str, float]], dict[str, float], int]:
+    """({qid: {doc_id: score}}, latency p50/p95 in ms, unanswerable count), one
+    query at a time. A query the method cannot handle at all (GloVe: no known
+    word; bm25: no word in the corpus) gets an empty ranking and scores 0."""
     run: dict[str, dict[str, float]] = {}
     times: list[float] = []
+    unanswerable = 0
     for qid, text in queries.items():
         started = time.perf_counter()
-        hits = searcher.search(text, k=depth)
+        try:
+            hits = searcher.search(text, k=depth)
+        except QueryError:
+            hits = []
+            unanswerable += 1
         times.append((time.perf_counter() - started) * 1000)
         run[qid] = dict(list(doc_run(hits).items())[:max_docs])
-    return run, {"p50": statistics.median(times) if times else 0.0, "p95": _pct(times, 95)}
+    latency = {"p50": statistics.median(times) if times else 0.0, "p95": _pct(times, 95)}
+    return run, latency, unanswerable
 
 
 def evaluate_methods(store: Store, query_set: QuerySet, methods: list[str],
@@ -93,13 +104,12 @@ def evaluate_methods(store: Store, query_set: QuerySet, methods: list[str],
     results = {}
     for method in methods:
         searcher = open_searcher(store, method)
-        run, latency = run_method(searcher, judged, depth, max(max(ks), 100))
+        run, latency, unanswerable = run_method(searcher, judged, depth, max(max(ks), 100))
         per_query = evaluate_per_query(query_set.qrels, run, ks, full)
         n = len(per_query)
         means = {name: sum(q[name] for q in per_query.values()) / n if n else 0.0
                  for name in metric_names(ks, full)}
-        results[method] = MethodResult(
-            means, per_query, run, latency)
+        results[method] = MethodResult(means, per_query, run, latency, unanswerable)
     comparisons = []
     if full and len(results) > 1:
         headline = tuple(m for m in HEADLINE if m in next(iter(results.values())).metrics)
@@ -162,6 +172,10 @@ def format_table(result: EvalResult) -> str:
                      + f"{r.latency_ms['p50']:>9.1f}")
     lines.append(f"({result.n_queries} queries with relevant documents"
                  + (f"; {result.n_dropped} without, left out" if result.n_dropped else "") + ")")
+    for method, r in result.methods.items():
+        if r.unanswerable:
+            lines.append(f"{method}: {r.unanswerable} queries had nothing it could match "
+                         "(scored 0)")
     significant = [c for c in result.comparisons if c.significant]
     if result.comparisons:
         lines.append("")

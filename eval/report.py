@@ -52,7 +52,7 @@ def plot_recall(result: EvalResult, query_set: QuerySet, path: Path, seed: int =
     title = f"recall@k on {result.dataset or 'the store'}"
     title += f" ({result.split}, {result.n_queries} queries)" if result.split else \
         f" ({result.n_queries} queries)"
-    ax.set_title(title + "\nbands: 95% paired-bootstrap intervals over queries")
+    ax.set_title(title + "\nbands: 95% bootstrap intervals of each mean, queries resampled")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -109,6 +109,10 @@ def render_markdown(result: EvalResult, query_set: QuerySet, oov=None) -> str:
     for m, r in result.methods.items():
         lines.append(f"| {m} | " + " | ".join(f"{r.metrics[n]:.3f}" for n in names)
                      + f" | {r.latency_ms['p50']:.1f} | {r.latency_ms['p95']:.1f} |")
+    for m, r in result.methods.items():
+        if r.unanswerable:
+            lines.append(f"\n{m}: {r.unanswerable} queries had nothing it could match "
+                         "(no known word for GloVe, no corpus word for bm25); they score 0.")
     lines += ["", "![recall@k](recall_at_k.png)", ""]
     if result.comparisons:
         lines += ["## Which differences are real", "",

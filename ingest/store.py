@@ -102,6 +102,11 @@ class StoredDocument:
     content_hash: str
 
 
+# The columns of a ChunkRow, in order, from chunks c joined to documents d.
+_CHUNK_ROW = ("SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.start_char, "
+              "c.end_char, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.document ")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -288,12 +293,7 @@ class Store:
         out: dict[int, ChunkRow] = {}
         for batch in _batched([int(i) for i in chunk_ids], 500):
             marks = ",".join("?" * len(batch))
-            rows = self.db.execute(
-                "SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.start_char, "
-                f"c.end_char, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.document "
-                f"WHERE c.id IN ({marks})",
-                batch,
-            )
+            rows = self.db.execute(_CHUNK_ROW + f"WHERE c.id IN ({marks})", batch)
             out.update((r[0], ChunkRow(*r)) for r in rows)
         return out
 
@@ -302,9 +302,7 @@ class Store:
         last = -1
         while True:
             rows = self.db.execute(
-                "SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.start_char, "
-                "c.end_char, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.document "
-                "WHERE c.id > ? AND c.deleted_gen IS NULL ORDER BY c.id LIMIT ?",
+                _CHUNK_ROW + "WHERE c.id > ? AND c.deleted_gen IS NULL ORDER BY c.id LIMIT ?",
                 [last, batch_size],
             ).fetchall()
             if not rows:
@@ -342,9 +340,7 @@ class Store:
 
     def chunks_without_vectors(self, method: str) -> list[ChunkRow]:
         rows = self.db.execute(
-            "SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.start_char, "
-            "c.end_char, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.document "
-            "LEFT JOIN vectors v ON v.chunk_id = c.id AND v.method = ? "
+            _CHUNK_ROW + "LEFT JOIN vectors v ON v.chunk_id = c.id AND v.method = ? "
             "WHERE v.chunk_id IS NULL AND c.deleted_gen IS NULL ORDER BY c.id",
             [method],
         ).fetchall()

@@ -24,6 +24,7 @@ import numpy as np
 from ingest.store import Store
 from ragmini.errors import IndexStale, QueryError
 from retrieval.embedder import passage_text
+from retrieval.index import fsync_dir, atomic_write
 
 METHOD = "bm25"
 K1, B = 1.5, 0.75
@@ -79,12 +80,8 @@ def build_bm25(store: Store) -> Bm25Params:
     params = Bm25Params(METHOD, _model(), len(ids), store.generation, folder,
                         hashlib.sha256(id_array.tobytes()).hexdigest(),
                         datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    params_tmp = directory / f".{METHOD}.json.tmp"
-    with open(params_tmp, "w") as handle:
-        handle.write(json.dumps(asdict(params), indent=2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(params_tmp, directory / f"{METHOD}.json")
+    atomic_write(directory / f"{METHOD}.json", json.dumps(asdict(params), indent=2).encode())
+    fsync_dir(directory)
     for old in directory.glob(f"{METHOD}-g*"):
         if old.name != folder:
             shutil.rmtree(old, ignore_errors=True)

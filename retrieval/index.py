@@ -106,6 +106,13 @@ def apply_search_params(index, params: dict | None) -> None:
         faiss.extract_index_ivf(inner).nprobe = int(params["nprobe"])
 
 
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary sibling, fsync it, then rename it over `path`."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    _fsync_write(tmp, data)
+    os.replace(tmp, path)
+
+
 def _fsync_write(path: Path, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
@@ -113,7 +120,7 @@ def _fsync_write(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -146,10 +153,8 @@ def save_index(index, directory: Path, *, method: str, model: str, store_generat
         faiss_version=faiss.__version__,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    params_tmp = directory / f".{method}.json.tmp"
-    _fsync_write(params_tmp, json.dumps(asdict(params), indent=2).encode())
-    os.replace(params_tmp, directory / f"{method}.json")
-    _fsync_dir(directory)
+    atomic_write(directory / f"{method}.json", json.dumps(asdict(params), indent=2).encode())
+    fsync_dir(directory)
     for old in directory.glob(f"{method}-g*.faiss"):
         if old.name != name:
             old.unlink(missing_ok=True)

@@ -78,3 +78,19 @@ def test_bundled_corpus_eval_sbert_beats_glove(corpus_store):
     for metric in ("recall@1", "recall@3", "recall@5", "mrr@10"):
         assert sbert[metric] > glove[metric] + 0.2, metric
     assert result.n_queries == len(query_set.queries)
+
+
+def test_a_query_a_method_cannot_handle_scores_zero_and_is_counted():
+    from eval.harness import run_method
+    from ragmini.errors import QueryError
+
+    class OnlyKnowsCats:
+        def search(self, text, k):
+            if "cat" not in text:
+                raise QueryError("no known word")
+            return [Hit(1, 1.0, 1, "cats.md", "", "", "")]
+
+    run, latency, unanswerable = run_method(OnlyKnowsCats(), {"a": "cat", "b": "qwzxv"}, 10, 10)
+    assert run == {"a": {"cats.md": 1.0}, "b": {}} and unanswerable == 1
+    assert set(latency) == {"p50", "p95"}
+    assert evaluate({"a": {"cats.md": 1}, "b": {"x.md": 1}}, run)["recall@1"] == 0.5
