@@ -313,17 +313,22 @@ def plot_index_types(index_types: dict, path: Path) -> Path:
     """recall@10 (relative to flat) against p50 latency, one point per index type and data set."""
     from eval.plots import _pyplot
 
+    from adjustText import adjust_text
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
     markers = {"real": "o", "synthetic": "s"}
+    labels = []
     colours = dict(zip(index_types["types"], plt.get_cmap("tab10").colors))
     for kind, by_set in index_types["types"].items():
         for label, r in by_set.items():
             ax.scatter(r["p50_ms"], r["recall_at_10_vs_flat"], s=80, marker=markers[label],
                        color=colours[kind], edgecolor="black", linewidth=0.5)
-            ax.annotate(f"{kind} ({label}, {r['n']:,})", (r["p50_ms"], r["recall_at_10_vs_flat"]),
-                        textcoords="offset points", xytext=(6, 4), fontsize=8)
+            labels.append(ax.text(r["p50_ms"], r["recall_at_10_vs_flat"],
+                                  f"{kind} ({label}, {r['n']:,})", fontsize=8))
     ax.set_xscale("log")
+    ax.set_ylim(min(0.2, ax.get_ylim()[0]), 1.08)
+    adjust_text(labels, ax=ax, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
     ax.set_xlabel("query p50 (ms, log scale, one query at a time)")
     ax.set_ylabel("recall@10 relative to flat")
     ax.set_title("FAISS index types: accuracy against speed\n"

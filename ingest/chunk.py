@@ -58,7 +58,11 @@ def load_tokenizer() -> PreTrainedTokenizerBase:
 
     from ragmini.models import minilm_dir
 
-    return AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+    # This tokenizer only counts tokens of whole documents; it never feeds the
+    # model, so the 512-token warning for long inputs does not apply.
+    tokenizer.model_max_length = 1 << 40
+    return tokenizer
 
 
 class Chunker:

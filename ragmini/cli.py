@@ -334,9 +334,8 @@ def eval_cmd(dataset, split, queries_path, ks, methods, chunk_size, overlap, rep
 
     for result, _, _ in results:
         chunking = result.chunking or {}
-        if result.dataset:
-            click.echo(f"{result.dataset} ({result.split}), chunks {chunking.get('size')}/"
-                       f"{chunking.get('overlap')}:")
+        where = f"{result.dataset} ({result.split})" if result.split else result.dataset
+        click.echo(f"{where}, chunks {chunking.get('size')}/{chunking.get('overlap')}:")
         click.echo(format_table(result))
         click.echo("")
     if report_dir:
@@ -383,7 +382,8 @@ def _eval_store(store, queries_path, cutoffs, methods, seed, resamples):
             if {"bm25", "sbert"} <= set(chosen):
                 chosen.append("hybrid")
         result = evaluate_methods(st, query_set, chosen, ks=cutoffs, full=True, seed=seed,
-                                  resamples=resamples, dataset=str(queries_path or "corpus"))
+                                  resamples=resamples,
+                                  dataset=str(queries_path or "corpus/queries.jsonl"))
         record_run(st, result)
     return result, query_set, _glove_oov(chosen)
 
