@@ -311,11 +311,11 @@ def bench_peer(n_chunks: int) -> dict:
 
 def plot_index_types(index_types: dict, path: Path) -> Path:
     """recall@10 (relative to flat) against p50 latency, one point per index type and data set."""
-    from eval.plots import _pyplot
+    from eval.plots import pyplot
 
     from adjustText import adjust_text
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
     markers = {"real": "o", "synthetic": "s"}
     labels = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +27,7 @@ def plot_similarity(sentences: list[str], matrix: np.ndarray, coords: np.ndarray
     by cluster with each point labelled by its (shortened) sentence."""
     from adjustText import adjust_text
 
-    plt = _pyplot()
+    plt = pyplot()
     n = len(sentences)
     fig, (left, right) = plt.subplots(1, 2, figsize=(15, 6.5),
                                       gridspec_kw={"width_ratios": [1, 1.25]})
@@ -71,7 +71,7 @@ def plot_similarity(sentences: list[str], matrix: np.ndarray, coords: np.ndarray
 def plot_corpus_map(pca: np.ndarray, tsne: np.ndarray | None, doc_ids: list[str], path: Path,
                     *, method: str, same_doc_neighbour: float, chance: float) -> Path:
     """Chunks in 2-D (PCA and t-SNE panels), coloured by document."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = [("PCA", pca)] + ([("t-SNE", tsne)] if tsne is not None else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels) + 3, 7), squeeze=False)
     docs = sorted(set(doc_ids))

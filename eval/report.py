@@ -28,9 +28,9 @@ def recall_curve(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, in
 
 def plot_recall(result: EvalResult, query_set: QuerySet, path: Path, seed: int = 0,
                 resamples: int = 2000) -> Path:
-    from eval.plots import _pyplot
+    from eval.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     qrels = {q: query_set.qrels[q] for q in next(iter(result.methods.values())).per_query}
     n_docs = max((len(r) for m in result.methods.values() for r in m.run.values()), default=1)
     ks = tuple(k for k in CURVE_KS if k <= max(n_docs, 1)) or (1,)

@@ -108,13 +108,22 @@ def ingest_paths(
     return report
 
 
+def _file_of(source: str) -> str:
+    return source.split("#", 1)[0]  # feed items and jsonl lines: "path#id"
+
+
+def _under(file: str, targets: list[str], exact: bool = False) -> bool:
+    """Is `file` inside one of the folders `targets` (or, with exact, one of them)?"""
+    return any((exact and file == t) or file.startswith(t.rstrip("/") + "/") for t in targets)
+
+
 def _prunable(stored, paths: list[Path], seen_files: set[str], seen_sources: set[str]) -> list[str]:
     """Stored sources under a given folder whose file no longer yields them."""
     roots = [str(p.resolve()) for p in paths if p.is_dir()]
     gone = []
     for source in stored:
-        file = source.split("#", 1)[0]
-        if not any(file.startswith(root.rstrip("/") + "/") for root in roots):
+        file = _file_of(source)
+        if not _under(file, roots):
             continue
         if source in seen_sources:
             continue
@@ -131,11 +140,7 @@ def remove_paths(store: Store, paths: list[Path]) -> list[str]:
     The files need not exist any more. Returns the sources removed.
     """
     targets = [str(Path(p).resolve()) for p in paths]
-    doomed = []
-    for source in store.documents():
-        file = source.split("#", 1)[0]
-        if any(file == t or file.startswith(t.rstrip("/") + "/") for t in targets):
-            doomed.append(source)
+    doomed = [s for s in store.documents() if _under(_file_of(s), targets, exact=True)]
     if doomed:
         store.replace_documents([], remove_sources=doomed)
     return doomed

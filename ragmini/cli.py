@@ -6,7 +6,6 @@ User mistakes (RagminiError) become one line on stderr and exit status 1.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import sys
@@ -16,6 +15,8 @@ import click
 from click_default_group import DefaultGroup
 
 from ragmini import __version__
+from ragmini.clitools import emit as _emit
+from ragmini.clitools import json_option as _json_option
 from ragmini.errors import RagminiError
 
 DEFAULT_STORE = ".ragmini"
@@ -33,22 +34,12 @@ def _store_option(f):
     )(f)
 
 
-def _json_option(f):
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(f)
-
-
-def _emit(obj: dict) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
-
-
 def _method(m: str) -> str:
     from retrieval.search import parse_hybrid
 
-    pair = parse_hybrid(m)
-    for name in pair or (m,):
-        if name not in METHOD_CHOICES or name == "hybrid":
-            if pair is None and name == "hybrid":
-                continue
+    # A hybrid is checked through its two parts ("hybrid" is bm25+sbert).
+    for name in parse_hybrid(m) or (m,):
+        if name not in METHOD_CHOICES:
             raise RagminiError(f"unknown method '{name}'; choose from {', '.join(METHOD_CHOICES)}"
                                " or hybrid:A+B")
     return m

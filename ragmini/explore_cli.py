@@ -6,17 +6,9 @@ from pathlib import Path
 
 import click
 
+from ragmini.clitools import emit as _emit
+from ragmini.clitools import json_option as _json_option
 from ragmini.errors import RagminiError
-
-
-def _emit(obj) -> None:
-    from ragmini.cli import _emit as emit
-
-    emit(obj)
-
-
-def _json_option(f):
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(f)
 
 
 def _glove():
