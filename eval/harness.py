@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eval.metrics import DEFAULT_KS, HEADLINE, evaluate_per_query, metric_names
+from eval.metrics import DEFAULT_KS, HEADLINE, evaluate_per_query, mean_metrics, metric_names
 from eval.queries import QuerySet
 from eval.stats import DEFAULT_RESAMPLES, Comparison, compare
 from ingest.store import Store
@@ -106,9 +106,7 @@ def evaluate_methods(store: Store, query_set: QuerySet, methods: list[str],
         searcher = open_searcher(store, method)
         run, latency, unanswerable = run_method(searcher, judged, depth, max(max(ks), 100))
         per_query = evaluate_per_query(query_set.qrels, run, ks, full)
-        n = len(per_query)
-        means = {name: sum(q[name] for q in per_query.values()) / n if n else 0.0
-                 for name in metric_names(ks, full)}
+        means = mean_metrics(per_query, metric_names(ks, full))
         results[method] = MethodResult(means, per_query, run, latency, unanswerable)
     comparisons = []
     if full and len(results) > 1:

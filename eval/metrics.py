@@ -39,9 +39,12 @@ def evaluate(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
     no run entry scores 0; queries absent from qrels are not counted.
     Neither argument is modified.
     """
-    per_query = evaluate_per_query(qrels, run, ks, full)
+    return mean_metrics(evaluate_per_query(qrels, run, ks, full), metric_names(ks, full))
+
+
+def mean_metrics(per_query: dict[str, dict[str, float]], names: list[str]) -> dict[str, float]:
+    """Each metric averaged over the queries (0.0 when there are none)."""
     n = len(per_query)
-    names = list(_measures(ks, full))
     return {name: (sum(q[name] for q in per_query.values()) / n if n else 0.0) for name in names}
 
 

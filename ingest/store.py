@@ -366,18 +366,21 @@ class Store:
         return ("c.created_gen <= ? AND (c.deleted_gen IS NULL OR c.deleted_gen > ?)",
                 [generation, generation])
 
+    def _vector_rows(self, columns: str, method: str, generation: int | None) -> list:
+        live, args = self._live_at(generation)
+        return self.db.execute(
+            f"SELECT {columns} FROM vectors v JOIN chunks c ON c.id = v.chunk_id "
+            f"WHERE v.method = ? AND v.vector IS NOT NULL AND {live} ORDER BY v.chunk_id",
+            [method, *args],
+        ).fetchall()
+
     def vectors(self, method: str, generation: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
         """(chunk ids int64 (n,), vectors float32 (n, dim)) of every non-empty vector
         of chunks live now, or live at `generation`."""
         info = self.method_info(method)
         dim = info["dim"] if info else 0
-        live, args = self._live_at(generation)
-        rows = self.db.execute(
-            "SELECT v.chunk_id, v.vector FROM vectors v JOIN chunks c ON c.id = v.chunk_id "
-            f"WHERE v.method = ? AND v.vector IS NOT NULL AND {live} ORDER BY v.chunk_id",
-            [method, *args],
-        ).fetchall()
+        rows = self._vector_rows("v.chunk_id, v.vector", method, generation)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if not rows:
             return ids, np.zeros((0, dim), dtype=np.float32)
@@ -386,12 +389,14 @@ class Store:
 
     def vector_ids(self, method: str, generation: int | None = None) -> np.ndarray:
         """Sorted chunk ids with a non-empty `method` vector, live now or at `generation`."""
+        rows = self._vector_rows("v.chunk_id", method, generation)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def chunk_ids(self, generation: int | None = None) -> np.ndarray:
+        """Sorted ids of the chunks live now, or live at `generation`."""
         live, args = self._live_at(generation)
-        rows = self.db.execute(
-            "SELECT v.chunk_id FROM vectors v JOIN chunks c ON c.id = v.chunk_id "
-            f"WHERE v.method = ? AND v.vector IS NOT NULL AND {live} ORDER BY v.chunk_id",
-            [method, *args],
-        ).fetchall()
+        rows = self.db.execute(f"SELECT c.id FROM chunks c WHERE {live} ORDER BY c.id",
+                               args).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def vector_counts(self, method: str, generation: int | None = None) -> tuple[int, int]:

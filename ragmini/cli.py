@@ -20,7 +20,6 @@ from ragmini.clitools import json_option as _json_option
 from ragmini.errors import RagminiError
 
 DEFAULT_STORE = ".ragmini"
-METHOD_CHOICES = ("glove", "glove-sif", "sbert", "bm25", "hybrid")
 METHOD_HELP = "glove, glove-sif, sbert, bm25, hybrid (bm25+sbert) or hybrid:A+B."
 
 
@@ -35,12 +34,13 @@ def _store_option(f):
 
 
 def _method(m: str) -> str:
+    from retrieval.embedder import ALL_METHODS
     from retrieval.search import parse_hybrid
 
     # A hybrid is checked through its two parts ("hybrid" is bm25+sbert).
     for name in parse_hybrid(m) or (m,):
-        if name not in METHOD_CHOICES:
-            raise RagminiError(f"unknown method '{name}'; choose from {', '.join(METHOD_CHOICES)}"
+        if name not in ALL_METHODS:
+            raise RagminiError(f"unknown method '{name}'; choose from {', '.join(ALL_METHODS)}"
                                " or hybrid:A+B")
     return m
 

@@ -76,11 +76,8 @@ def check_bm25(store: Store) -> MethodStatus:
             problems.append(str(exc))
         else:
             n = len(searcher.ids)
-            live = store.db.execute(
-                "SELECT id FROM chunks c WHERE c.created_gen <= ? AND "
-                "(c.deleted_gen IS NULL OR c.deleted_gen > ?) ORDER BY id",
-                [generation, generation]).fetchall()
-            if not np.array_equal(np.sort(searcher.ids), np.array([r[0] for r in live])):
+            live = store.chunk_ids(generation)
+            if not np.array_equal(np.sort(searcher.ids), live):
                 problems.append(f"index holds {n} chunks, the store had {len(live)} at "
                                 f"generation {generation}")
     return MethodStatus("bm25", info["model"], n, 0, 0, size, generation, behind, problems)
@@ -130,8 +127,7 @@ def check_method(store: Store, method: str) -> MethodStatus:
 
 
 def check_store(store: Store) -> StoreStatus:
-    version = int(store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-                  .fetchone()[0])
+    version = int(store.get_meta("schema_version"))
     return StoreStatus(
         root=str(store.root),
         schema_version=version,
