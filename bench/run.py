@@ -28,6 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from core.timing import percentile  # noqa: E402  (after the path and offline settings)
+
 CORPUS = REPO / "corpus" / "docs"
 QUERIES = REPO / "corpus" / "queries.jsonl"
 ASK_QUESTIONS = [
@@ -39,17 +41,12 @@ ASK_QUESTIONS = [
 ]
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def bench_ingest(store_dir: Path, repeats: int) -> dict:
     """Chunking, then each method's model load + embedding + index build, from scratch."""
     from ingest.pipeline import ingest_paths
     from ingest.store import Store
-    from retrieval.embedder import get_embedder
     from retrieval.indexing import update_index
+    from retrieval.methods import get_embedder
 
     runs: dict[str, list[float]] = {"chunk": [], "glove_load": [], "glove_embed_index": [],
                                     "sbert_load": [], "sbert_embed_index": []}
@@ -63,7 +60,7 @@ def bench_ingest(store_dir: Path, repeats: int) -> dict:
             chunks = store.count("chunks")
             for method in ("glove", "sbert"):
                 t = time.perf_counter()
-                embedder = get_embedder(method)
+                embedder = get_embedder(method, store)
                 runs[f"{method}_load"].append(time.perf_counter() - t)
                 t = time.perf_counter()
                 update_index(store, method, embedder, progress=False)
@@ -84,21 +81,22 @@ def bench_search(store_dir: Path, repeats: int) -> dict:
     """Single-query latency in-process: embed + FAISS search + fetch texts."""
     from eval.queries import load_queries
     from ingest.store import Store
-    from retrieval.search import Retriever
+    from retrieval.contract import search_one
+    from retrieval.methods import open_searcher
 
     queries = list(load_queries(QUERIES).queries.values())
     out = {}
     with Store.open(store_dir) as store:
         for method in ("glove", "sbert"):
-            retriever = Retriever(store, method)
-            retriever.search(queries[0], k=5)  # warm-up
+            retriever = open_searcher(store, method)
+            search_one(retriever, queries[0], k=5)  # warm-up
             times = []
             for _ in range(repeats):
                 for q in queries:
                     t = time.perf_counter()
-                    retriever.search(q, k=5)
+                    search_one(retriever, q, k=5)
                     times.append((time.perf_counter() - t) * 1000)
-            out[method] = {"p50_ms": statistics.median(times), "p95_ms": pct(times, 0.95),
+            out[method] = {"p50_ms": statistics.median(times), "p95_ms": percentile(times, 95),
                            "n": len(times)}
     return out
 
@@ -108,17 +106,18 @@ def bench_ask(store_dir: Path, n_questions: int) -> dict:
     from generation.answer import Sampling, answer
     from generation.models import load_generator
     from ingest.store import Store
-    from retrieval.search import Retriever
+    from retrieval.contract import search_one
+    from retrieval.methods import open_searcher
 
     t = time.perf_counter()
     generator = load_generator("smollm2")
     load_s = time.perf_counter() - t
     times, tokens = [], []
     with Store.open(store_dir) as store:
-        retriever = Retriever(store, "sbert")
+        retriever = open_searcher(store, "sbert")
         for q in ASK_QUESTIONS[:n_questions]:
             t = time.perf_counter()
-            result = answer(q, retriever.search(q, k=3), generator, Sampling())
+            result = answer(q, search_one(retriever, q, k=3), generator, Sampling())
             times.append(time.perf_counter() - t)
             tokens.append(len(generator.tokenizer(result.answer)["input_ids"]))
     return {"generator": generator.name, "load_s": load_s, "p50_s": statistics.median(times),

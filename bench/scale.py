@@ -23,13 +23,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from core.timing import percentile  # noqa: E402
 MANPAGES = REPO / "data" / "manpages"
 PEER_VENV = REPO / "bench" / ".peer-venv"
 BANDWIDTH_GBS = 12.0  # the issue's figure for this machine; measured below as well
-
-
-def pct(values, q):
-    return float(np.percentile(values, q)) if len(values) else 0.0
 
 
 def ensure_manpages() -> Path:
@@ -76,11 +74,10 @@ def doc_recall_at_10(results: list[list[int]], chunk_doc: dict[int, str], querie
 
 def bench_throughput(n_chunks: int, glove_chunks: int) -> dict:
     """ragmini ingest vs the raw encoders on the same chunk texts."""
-    from ingest.pipeline import ingest_paths
     from ingest.store import Store
-    from retrieval.embedder import passage_text
+    from retrieval.contract import passage_text
     from retrieval.glove import GloveEmbedder, tokenize
-    from retrieval.indexing import update_index
+    from retrieval.indexing import ingest_and_index
     from retrieval.sbert import SbertEmbedder
 
     ensure_manpages()
@@ -89,8 +86,8 @@ def bench_throughput(n_chunks: int, glove_chunks: int) -> dict:
     sbert = SbertEmbedder.packaged()
     with Store.open(tmp / "store", create=True) as store:
         started = time.perf_counter()
-        ingest_paths(store, [folder / "corpus.jsonl"], progress=False)
-        update_index(store, "sbert", sbert, progress=False)
+        ingest_and_index(store, [folder / "corpus.jsonl"], ["sbert"], progress=False,
+                         embedders={"sbert": sbert})
         ingest_s = time.perf_counter() - started
         chunks = [c for batch in store.iter_chunks() for c in batch]
     texts = [passage_text(c.title, c.text) for c in chunks]
@@ -188,7 +185,7 @@ def bench_index_types(synthetic_n: int, n_queries: int, use_real: bool = True) -
             out["types"].setdefault(index_type, {})[label] = {
                 "n": len(ids), "build_s": build_s,
                 "size_mb": faiss.serialize_index(index).nbytes / 2**20,
-                "p50_ms": statistics.median(times), "p95_ms": pct(times, 95),
+                "p50_ms": statistics.median(times), "p95_ms": percentile(times, 95),
                 "recall_at_10_vs_flat": _recall_vs_flat(index, flat, queries),
             }
     out["real_source"] = "man-page test queries on the man-page sbert vectors" if real else None
@@ -219,7 +216,7 @@ def _real_vectors():
 
 
 def _cache() -> Path:
-    from ragmini.models import cache_dir
+    from core.models import cache_dir
 
     return cache_dir()
 
@@ -263,12 +260,11 @@ def ensure_peer_venv() -> Path:
 
 def bench_peer(n_chunks: int) -> dict:
     """ragmini and txtai on the same chunks and queries: index time, latency, recall@10."""
-    from ingest.pipeline import ingest_paths
+    from core.models import minilm_dir
     from ingest.store import Store
-    from ragmini.models import minilm_dir
-    from retrieval.embedder import passage_text
-    from retrieval.indexing import update_index
-    from retrieval.search import open_searcher
+    from retrieval.contract import passage_text, search_one
+    from retrieval.indexing import ingest_and_index
+    from retrieval.methods import open_searcher
 
     ensure_manpages()
     python = ensure_peer_venv()
@@ -276,16 +272,16 @@ def bench_peer(n_chunks: int) -> dict:
     folder, queries, qrels = mini_benchmark(n_chunks, tmp / "mini")
     with Store.open(tmp / "store", create=True) as store:
         started = time.perf_counter()
-        ingest_paths(store, [folder / "corpus.jsonl"], progress=False)
-        update_index(store, "sbert", progress=False)  # model load included, as for txtai
+        # model load included, as for txtai
+        ingest_and_index(store, [folder / "corpus.jsonl"], ["sbert"], progress=False)
         ingest_s = time.perf_counter() - started
         chunks = [c for batch in store.iter_chunks() for c in batch]
         searcher = open_searcher(store, "sbert")
-        searcher.search(next(iter(queries.values())), k=50)
+        search_one(searcher, next(iter(queries.values())), k=50)
         ours, latency = [], []
         for text in queries.values():
             t = time.perf_counter()
-            hits = searcher.search(text, k=50)
+            hits = search_one(searcher, text, k=50)
             latency.append((time.perf_counter() - t) * 1000)
             ours.append([h.chunk_id for h in hits])
     chunk_doc = {c.chunk_id: c.doc_id for c in chunks}

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from eval.queries import QuerySet
-from ragmini.errors import RagminiError
+from core.errors import RagminiError
 
 
 def load_beir(directory: Path, split: str = "test") -> QuerySet:
@@ -75,7 +75,7 @@ def corpus_digest(directory: Path) -> str:
 
 def dataset_store_dir(directory: Path, size: int, overlap: int) -> Path:
     """Where the dataset's store lives: the cache, keyed by content and chunking."""
-    from ragmini.models import cache_dir
+    from core.models import cache_dir
 
     name = Path(directory).resolve().name
     return cache_dir() / "datasets" / f"{name}-{corpus_digest(directory)}-c{size}o{overlap}"

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from core.errors import QueryError
+from core.timing import latency_summary
 from eval.metrics import DEFAULT_KS, HEADLINE, evaluate_per_query, mean_metrics, metric_names
 from eval.queries import QuerySet
 from eval.stats import DEFAULT_RESAMPLES, Comparison, compare
 from ingest.store import Store
-from ragmini.errors import QueryError
-from retrieval.search import open_searcher
+from retrieval.contract import search_one
+from retrieval.methods import open_searcher
 
 
 @dataclass(frozen=True)
@@ -63,10 +62,6 @@ def doc_run(hits) -> dict[str, float]:
     return ranked
 
 
-def _pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else 0.0
-
-
 def run_method(searcher, queries: dict[str, str], depth: int, max_docs: int
                ) -> tuple[dict[str, dict[str, float]], dict[str, float], int]:
     """({qid: {doc_id: score}}, latency p50/p95 in ms, unanswerable count), one
@@ -78,14 +73,13 @@ def run_method(searcher, queries: dict[str, str], depth: int, max_docs: int
     for qid, text in queries.items():
         started = time.perf_counter()
         try:
-            hits = searcher.search(text, k=depth)
+            hits = search_one(searcher, text, k=depth)
         except QueryError:
             hits = []
             unanswerable += 1
         times.append((time.perf_counter() - started) * 1000)
         run[qid] = dict(list(doc_run(hits).items())[:max_docs])
-    latency = {"p50": statistics.median(times) if times else 0.0, "p95": _pct(times, 95)}
-    return run, latency, unanswerable
+    return run, latency_summary(times), unanswerable
 
 
 def evaluate_methods(store: Store, query_set: QuerySet, methods: list[str],

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ragmini.errors import RagminiError
+from core.errors import RagminiError
 
 PACKAGES = ("manpages", "manpages-dev", "coreutils", "util-linux", "findutils", "grep", "sed",
             "tar", "git-man", "openssh-client", "iproute2", "systemd", "openssl", "procps",

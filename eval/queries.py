@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragmini.errors import RagminiError
+from core.errors import RagminiError
 
 
 @dataclass(frozen=True)

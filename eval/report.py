@@ -135,9 +135,11 @@ def render_markdown(result: EvalResult, query_set: QuerySet, oov=None) -> str:
         else:
             lines.append("In plain words: no difference between these methods is significant.")
         lines.append("")
-    pairs = [(a, b) for a, b in (("glove", "sbert"), ("glove", "glove-sif"), ("bm25", "sbert"),
-                                 ("sbert", "hybrid")) if a in methods and b in methods]
+    from retrieval.methods import CONTRASTS, FIXED_VOCABULARY
+
+    pairs = [(a, b) for a, b in CONTRASTS if a in methods and b in methods]
     for a, b in pairs:
+        show_oov = oov is not None and bool(FIXED_VOCABULARY & {a, b})
         a_only, b_only, n_a, n_b = disagreements(result, query_set, a, b)
         lines += [f"## {a} vs {b}: where one finds it and the other does not", "",
                   f"A relevant document in the top 10 for {b} but not {a}: {n_b} queries; "
@@ -146,14 +148,14 @@ def render_markdown(result: EvalResult, query_set: QuerySet, oov=None) -> str:
             if not rows:
                 continue
             lines += [f"**{title}**", "", "| query | relevant | rank by winner | loser's top document |"
-                      + (" words GloVe lacks |" if oov and "glove" in (a, b) else ""),
-                      "|---|---|---|---|" + ("---|" if oov and "glove" in (a, b) else "")]
+                      + (" words GloVe lacks |" if show_oov else ""),
+                      "|---|---|---|---|" + ("---|" if show_oov else "")]
             for d in rows:
                 rank = d.rank_b if win == b else d.rank_a
                 loser_top = d.top_a if win == b else d.top_b
                 cells = [d.query.replace("|", "\\|"), ", ".join(d.relevant[:3]), str(rank),
                          loser_top]
-                if oov and "glove" in (a, b):
+                if show_oov:
                     cells.append(", ".join(oov(d.query)) or "none")
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")

@@ -77,12 +77,17 @@ def compare(per_query: dict[str, dict[str, dict[str, float]]], metrics: tuple[st
             resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> list[Comparison]:
     """Every pair of methods on each metric. per_query is {method: {qid: {metric: v}}}."""
     methods = list(per_query)
-    qids = sorted(next(iter(per_query.values()))) if methods else []
     out: list[Comparison] = []
     for metric in metrics:
         rows = []
         for i, a in enumerate(methods):
             for b in methods[i + 1:]:
+                # Pair only the queries both have a value for (an answer metric is
+                # undefined where a system abstained, say).
+                qids = sorted(q for q, v in per_query[a].items()
+                              if metric in v and metric in per_query[b].get(q, {}))
+                if not qids:
+                    continue
                 va = np.array([per_query[a][q][metric] for q in qids])
                 vb = np.array([per_query[b][q][metric] for q in qids])
                 delta, lo, hi = paired_bootstrap(va, vb, resamples, seed)

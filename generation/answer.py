@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from generation.models import Generator
+import numpy as np
+
+from core.errors import RagminiError
+from generation.extractive import extract
+from generation.models import ExtractiveGenerator, Generator
 from generation.prompt import Source, build_prompt
-from ragmini.errors import RagminiError
+from generation.support import SentenceSupport, score_answer, support_rate
+
+Embed = Callable[[list[str]], np.ndarray]
 
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
@@ -29,15 +36,18 @@ class Sampling:
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
-            raise RagminiError("--temperature must be 0 (greedy) or more")
+            raise RagminiError("temperature must be 0 (greedy) or more", param="temperature")
         if not 0 < self.top_p <= 1:
-            raise RagminiError("--top-p must be in (0, 1]")
+            raise RagminiError("top_p must be in (0, 1]", param="top_p")
         if self.top_k < 0:
-            raise RagminiError("--top-k must be 0 (off) or more")
+            raise RagminiError("top_k must be 0 (off) or more", param="top_k")
         if self.max_new_tokens < 1:
-            raise RagminiError("--max-new-tokens must be at least 1")
+            raise RagminiError("max_new_tokens must be at least 1", param="max_new_tokens")
         if self.no_repeat_ngram < 0:
-            raise RagminiError("--no-repeat-ngram must be 0 (off) or more")
+            raise RagminiError("no_repeat_ngram must be 0 (off) or more", param="no_repeat_ngram")
+
+
+ABSTAIN_TEXT = "The documents do not answer this."
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,42 @@ class Answer:
     prompt_tokens: int
     dropped_sources: int
     notes: list[str] = field(default_factory=list)
+    sentences: list[SentenceSupport] = field(default_factory=list)  # empty: not scored
+    strict: bool = False
+    dropped_sentences: int = 0  # unsupported sentences --strict removed
+    abstained: bool = False
+    abstain_score: float | None = None  # probability the store holds the answer
+    abstain_threshold: float | None = None
+
+    @property
+    def support_rate(self) -> float | None:
+        return support_rate(self.sentences) if self.sentences else None
+
+    def to_dict(self) -> dict:
+        """The `ask --json` body, shared by the CLI, the HTTP API and the Python API."""
+        return {"question": self.question, "answer": self.answer, "citations": self.citations,
+                "invalid_citations": self.invalid_citations,
+                "sources": [s.to_dict() for s in self.sources], "generator": self.generator,
+                "prompt_tokens": self.prompt_tokens, "notes": self.notes,
+                "sentences": [s.to_dict() for s in self.sentences],
+                "support_rate": (None if self.support_rate is None
+                                 else round(self.support_rate, 4)),
+                "strict": self.strict, "dropped_sentences": self.dropped_sentences,
+                "abstained": self.abstained,
+                "abstain_score": (None if self.abstain_score is None
+                                  else round(self.abstain_score, 4)),
+                "abstain_threshold": self.abstain_threshold}
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a generator wrote, before citations and support are checked."""
+
+    text: str
+    sources: list[Source]  # the sources it was given (those that fit the window)
+    prompt_tokens: int = 0
+    dropped: int = 0
+    truncated: bool = False
 
 
 def parse_citations(text: str, n_sources: int) -> tuple[list[int], list[int]]:
@@ -66,8 +112,12 @@ def parse_citations(text: str, n_sources: int) -> tuple[list[int], list[int]]:
     return valid, invalid
 
 
-def generate(generator: Generator, input_ids: list[int], sampling: Sampling) -> str:
-    """Decode a continuation of `input_ids`; the same seed gives the same text."""
+def generate(generator: Generator, input_ids: list[int], sampling: Sampling,
+             on_text: Callable[[str], None] | None = None) -> str:
+    """Decode a continuation of `input_ids`; the same seed gives the same text.
+
+    `on_text`, if given, receives the text as it is decoded, piece by piece.
+    """
     import torch
     from transformers import GenerationConfig, set_seed
 
@@ -87,41 +137,93 @@ def generate(generator: Generator, input_ids: list[int], sampling: Sampling) -> 
     inputs = torch.tensor([input_ids], dtype=torch.long)
     with torch.inference_mode():
         out = generator.model.generate(
-            inputs, attention_mask=torch.ones_like(inputs), generation_config=config
+            inputs, attention_mask=torch.ones_like(inputs), generation_config=config,
+            streamer=_streamer(generator.tokenizer, on_text) if on_text else None,
         )
     return generator.tokenizer.decode(out[0, len(input_ids):], skip_special_tokens=True).strip()
 
 
-def answer(question: str, hits, generator: Generator, sampling: Sampling = Sampling()) -> Answer:
-    """Answer `question` from `hits` (retrieval.Hit, best first), citing them as [n].
+def _streamer(tokenizer, on_text: Callable[[str], None]):
+    from transformers import TextStreamer
 
-    Example:
-        >>> a = answer("What does BM25 score?", retriever.search(q, k=3), load_generator())
-        >>> a.citations, [s.doc_id for s in a.sources]
-    """
-    if not question.strip():
-        raise RagminiError("the question is empty")
-    sources = [Source(i, h.chunk_id, h.doc_id, h.source, h.title, h.text)
-               for i, h in enumerate(hits, 1)]
+    class Callback(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                on_text(text)
+
+    return Callback(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
+def write(question: str, sources: list[Source], generator: Generator | ExtractiveGenerator,
+          sampling: Sampling, embed: Embed | None = None,
+          on_text: Callable[[str], None] | None = None) -> Draft:
+    """The generator's text for `question` from `sources`, before any checking."""
+    if isinstance(generator, ExtractiveGenerator):
+        if embed is None:
+            raise RagminiError("the extractive generator needs the sentence encoder",
+                               param="generator")
+        text = extract(question, sources, embed).text
+        if on_text and text:
+            on_text(text)
+        return Draft(text, sources)
     budget = generator.context_window - sampling.max_new_tokens
     if budget < 32:
         raise RagminiError(
-            f"--max-new-tokens {sampling.max_new_tokens} leaves no room in the "
-            f"{generator.context_window}-token window for sources"
-        )
+            f"max_new_tokens {sampling.max_new_tokens} leaves no room in the "
+            f"{generator.context_window}-token window for sources", param="max_new_tokens")
     prompt = build_prompt(question, sources, generator.tokenizer, chat=generator.chat,
                           budget=budget)
-    text = generate(generator, prompt.input_ids, sampling)
-    valid, invalid = parse_citations(text, len(prompt.sources))
-    notes = []
-    if prompt.dropped:
-        notes.append(f"{prompt.dropped} lowest-ranked source(s) left out to fit the context window")
-    if prompt.truncated:
+    text = generate(generator, prompt.input_ids, sampling, on_text)
+    return Draft(text, prompt.sources, len(prompt.input_ids), prompt.dropped, prompt.truncated)
+
+
+def answer(question: str, hits, generator: Generator | ExtractiveGenerator,
+           sampling: Sampling = Sampling(), *, embed: Embed | None = None, strict: bool = False,
+           on_text: Callable[[str], None] | None = None) -> Answer:
+    """Answer `question` from `hits` (retrieval.Hit, best first), citing them as [n].
+
+    With `embed` (the sentence encoder's embed), every sentence of the answer is
+    scored against the sources it cites (generation/support.py). With `strict`,
+    unsupported sentences are dropped, and when no supported one remains the
+    extractive answer stands in, saying so.
+
+    Example:
+        >>> a = answer("What does BM25 score?", hits, load_generator(), embed=sbert.embed)
+        >>> a.citations, a.support_rate
+    """
+    if not question.strip():
+        raise RagminiError("the question is empty", param="question")
+    if strict and embed is None:
+        raise RagminiError("strict answers need the sentence encoder to check support",
+                           param="strict")
+    sources = [Source(i, h.chunk) for i, h in enumerate(hits, 1)]
+    draft = write(question, sources, generator, sampling, embed, on_text)
+    text, notes = draft.text, []
+    if draft.dropped:
+        notes.append(f"{draft.dropped} lowest-ranked source(s) left out to fit the context window")
+    if draft.truncated:
         notes.append("the top source was cut short to fit the context window")
-    if invalid:
-        notes.append(f"the answer cites source(s) {invalid} that were not given")
     label = generator.name
     if generator.fallback_from:
         label = f"{generator.name}, standing in for {generator.fallback_from}"
-    return Answer(question, text, valid, invalid, prompt.sources, label,
-                  len(prompt.input_ids), prompt.dropped, notes)
+    numbered = [(s.n, s.text) for s in draft.sources]
+    sentences = score_answer(text, numbered, embed) if embed is not None and text else []
+    dropped = 0
+    if strict:
+        kept = [s for s in sentences if s.support.label != "unsupported"]
+        dropped = len(sentences) - len(kept)
+        if not any(s.support.label == "supported" for s in kept):
+            text = extract(question, draft.sources, embed).text
+            sentences = score_answer(text, numbered, embed) if text else []
+            notes.append("no sentence of the generated answer is supported by the sources; "
+                         "showing the extractive answer instead")
+            label = f"{label}, strict: extractive fallback"
+        elif dropped:
+            text = " ".join(s.text for s in kept)
+            sentences = kept
+            notes.append(f"{dropped} unsupported sentence(s) removed (strict)")
+    valid, invalid = parse_citations(text, len(draft.sources))
+    if invalid:
+        notes.append(f"the answer cites source(s) {invalid} that were not given")
+    return Answer(question, text, valid, invalid, draft.sources, label, draft.prompt_tokens,
+                  draft.dropped, notes, sentences, strict, dropped)

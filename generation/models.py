@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragmini.errors import ModelUnavailable
-from ragmini.models import SMOLLM2_GGUF, cache_dir, configure_offline, hub_allowed, smollm2_gguf
+from core.errors import ModelUnavailable
+from core.models import SMOLLM2_GGUF, cache_dir, configure_offline, hub_allowed, smollm2_gguf
 
 DEFAULT_GENERATOR = "distilgpt2"
 PACKAGED = "smollm2"
+EXTRACTIVE = "extractive"
 _SMOLLM2_CACHE = "smollm2-135m-instruct-q4_1"
 
 
@@ -34,18 +35,31 @@ class Generator:
     context_window: int
     chat: bool
     fallback_from: str | None = None
+    needs_model = True  # the LM writes; sampling settings apply
+
+
+@dataclass
+class ExtractiveGenerator:
+    """No language model: the answer is the sources' own best sentences, cited
+    (generation/extractive.py). It needs the sentence encoder, passed at answer time."""
+
+    name: str = EXTRACTIVE
+    fallback_from: str | None = None
+    needs_model = False
 
 
 def load_generator(
     name: str = DEFAULT_GENERATOR, *, allow_download: bool = False, fallback: bool = True
-) -> Generator:
-    """Load `name` (a Hugging Face id, a local folder, or "smollm2").
+) -> Generator | ExtractiveGenerator:
+    """Load `name` (a Hugging Face id, a local folder, "smollm2", or "extractive").
 
     If `name` cannot be loaded offline and `fallback` is true, load the packaged
     SmolLM2 instead and set `fallback_from`; otherwise raise ModelUnavailable
     with what to do.
     """
     configure_offline(allow_download)
+    if name == EXTRACTIVE:
+        return ExtractiveGenerator()
     if name == PACKAGED:
         return _load_smollm2()
     try:
@@ -92,9 +106,9 @@ def _load_hf(name: str, *, allow_download: bool) -> Generator:
             "it is not in the local Hugging Face cache and downloads are off"
         )
         raise ModelUnavailable(
-            f"generator '{name}' cannot be loaded: {where}. Use --generator smollm2 "
-            "(packaged), a local model folder, or --allow-download to fetch it once"
-        ) from exc
+            f"generator '{name}' cannot be loaded: {where}. Use the generator 'smollm2' "
+            "(packaged), a local model folder, or allow a download to fetch it once",
+            param="generator") from exc
     return _finish(name, model, tokenizer)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ragmini.errors import QueryError
+from core.errors import QueryError
+from ingest.store import ChunkRow
 
 INSTRUCTIONS = (
     "Answer the question briefly using only the numbered sources. "
@@ -16,12 +17,36 @@ CITE = "Cite sources like [1]."
 
 @dataclass(frozen=True)
 class Source:
+    """A chunk as the prompt numbers it. The chunk is the store's record, passed
+    on from the search hit, so its fields reach the citation unchanged."""
+
     n: int  # the number the prompt gives it, 1-based
-    chunk_id: int
-    doc_id: str
-    source: str
-    title: str
-    text: str
+    chunk: ChunkRow
+
+    @property
+    def chunk_id(self) -> int:
+        return self.chunk.chunk_id
+
+    @property
+    def doc_id(self) -> str:
+        return self.chunk.doc_id
+
+    @property
+    def source(self) -> str:
+        return self.chunk.source
+
+    @property
+    def title(self) -> str:
+        return self.chunk.title
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+    def to_dict(self) -> dict:
+        """The `ask --json` source entry."""
+        return {"n": self.n, "doc_id": self.doc_id, "source": self.source,
+                "chunk_id": self.chunk_id, "title": self.title}
 
 
 @dataclass(frozen=True)
@@ -84,9 +109,9 @@ def build_prompt(question: str, sources: list[Source], tokenizer, *, chat: bool,
         room -= max(1, len(ids) - budget)  # re-tokenising at the seam can add a token or two
     raise QueryError(
         f"the question is too long for the model's window ({budget} tokens after leaving "
-        "room for the answer); shorten it or lower --max-new-tokens"
+        "room for the answer); shorten it or lower max_new_tokens", param="max_new_tokens"
     )
 
 
 def _with_text(source: Source, text: str) -> Source:
-    return Source(source.n, source.chunk_id, source.doc_id, source.source, source.title, text)
+    return replace(source, chunk=replace(source.chunk, text=text))

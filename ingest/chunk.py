@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ragmini.errors import RagminiError
+from core.errors import RagminiError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -29,13 +29,14 @@ class ChunkConfig:
 
     def __post_init__(self) -> None:
         if self.size < 16:
-            raise RagminiError(f"chunk size {self.size} is too small; use at least 16 tokens")
+            raise RagminiError(f"chunk size {self.size} is too small; use at least 16 tokens",
+                               param="chunk_size")
         if self.size > ENCODER_MAX_TOKENS:
             raise RagminiError(
                 f"chunk size {self.size} is over the encoder's limit: all-MiniLM-L6-v2 reads "
                 f"at most 256 tokens ({ENCODER_MAX_TOKENS} of text), and would silently "
-                f"drop the rest; use --chunk-size {ENCODER_MAX_TOKENS} or less"
-            )
+                f"drop the rest; use a chunk size of {ENCODER_MAX_TOKENS} or less",
+                param="chunk_size")
         if not 0 <= self.overlap <= self.size // 2:
             raise RagminiError(
                 f"overlap {self.overlap} must be at least 0 and at most half the chunk size "
@@ -56,7 +57,7 @@ def load_tokenizer() -> PreTrainedTokenizerBase:
     """The packaged MiniLM tokenizer (fast, local, no model weights loaded)."""
     from transformers import AutoTokenizer
 
-    from ragmini.models import minilm_dir
+    from core.models import minilm_dir
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
     # This tokenizer only counts tokens of whole documents; it never feeds the

@@ -9,7 +9,7 @@ from pathlib import Path
 from ingest.chunk import ChunkConfig, Chunker, load_tokenizer
 from ingest.load import DEFAULT_MAX_BYTES, Document, Skipped, load_paths
 from ingest.store import Store
-from ragmini.errors import RagminiError
+from core.errors import RagminiError
 
 COMMIT_EVERY = 64  # documents per transaction: a killed ingest keeps whole batches
 

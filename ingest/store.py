@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragmini.errors import StoreError
+from core.errors import StoreError
 
 SCHEMA_VERSION = 2  # 2: versioned rows (created_gen, deleted_gen)
 DB_NAME = "ragmini.db"

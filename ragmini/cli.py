@@ -14,13 +14,18 @@ from pathlib import Path
 import click
 from click_default_group import DefaultGroup
 
+from core.errors import RagminiError
 from ragmini import __version__
 from ragmini.clitools import emit as _emit
 from ragmini.clitools import json_option as _json_option
-from ragmini.errors import RagminiError
 
 DEFAULT_STORE = ".ragmini"
 METHOD_HELP = "glove, glove-sif, sbert, bm25, hybrid (bm25+sbert) or hybrid:A+B."
+# Library messages name parameters; a user of the CLI reads its flags.
+FLAGS = {"k": "-k", "temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
+         "max_new_tokens": "--max-new-tokens", "no_repeat_ngram": "--no-repeat-ngram",
+         "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "queries": "--queries",
+         "methods": "--methods"}
 
 
 def _store_option(f):
@@ -33,23 +38,18 @@ def _store_option(f):
     )(f)
 
 
-def _method(m: str) -> str:
-    from retrieval.embedder import ALL_METHODS
-    from retrieval.search import parse_hybrid
+def _flagged(exc: RagminiError) -> str:
+    """The message with its parameter spelled as this CLI's flag."""
+    import re
 
-    # A hybrid is checked through its two parts ("hybrid" is bm25+sbert).
-    for name in parse_hybrid(m) or (m,):
-        if name not in ALL_METHODS:
-            raise RagminiError(f"unknown method '{name}'; choose from {', '.join(ALL_METHODS)}"
-                               " or hybrid:A+B")
-    return m
-
-
-def _methods(value: str) -> list[str]:
-    methods = [_method(m.strip()) for m in value.split(",") if m.strip()]
-    if not methods:
-        raise RagminiError("no method given")
-    return list(dict.fromkeys(methods))
+    message, flag = str(exc), FLAGS.get(getattr(exc, "param", None) or "")
+    if not flag:
+        return message
+    if message.startswith(exc.param + " "):
+        message = flag + message[len(exc.param):]
+    if "_" in exc.param:  # unambiguous anywhere in the text
+        message = re.sub(rf"\b{exc.param}\b", flag, message)
+    return message
 
 
 def _open_store(path: Path, create: bool = False):
@@ -75,7 +75,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_store_option
-@click.option("--methods", default="glove,sbert", show_default=True,
+@click.option("--methods", default="glove,sbert,bm25", show_default=True,
               help="Comma-separated methods to index: " + METHOD_HELP)
 @click.option("--chunk-size", default=200, show_default=True,
               help="Chunk length in MiniLM tokens (at most 254).")
@@ -103,22 +103,19 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, prune, max_fi
     import time
 
     from ingest.chunk import ChunkConfig
-    from ingest.pipeline import ingest_paths
-    from retrieval.indexing import update_indexes
+    from retrieval.indexing import ingest_and_index
+    from retrieval.methods import parse_methods
 
-    chosen = _methods(methods)
+    chosen = parse_methods(methods)
     config = ChunkConfig(size=chunk_size, overlap=overlap)
     started = time.perf_counter()
-    with _open_store(store, create=True) as st, st.writer_lock():
-        report = ingest_paths(st, list(paths), config=config, max_bytes=int(max_file_mb * 2**20),
-                              follow_links=follow_links, prune=prune, progress=not no_progress)
-        if report.new + report.changed + report.unchanged == 0 and report.skipped:
-            reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
-            raise RagminiError(f"nothing to ingest ({reasons})")
-        indexed = update_indexes(st, chosen, progress=not no_progress, index_type=index_type)
-        totals = {"documents": st.count("documents"), "chunks": st.count("chunks")}
+    with _open_store(store, create=True) as st:
+        done = ingest_and_index(st, list(paths), chosen, config=config, index_type=index_type,
+                                progress=not no_progress, max_bytes=int(max_file_mb * 2**20),
+                                follow_links=follow_links, prune=prune)
     elapsed = time.perf_counter() - started
-    embedded = sum(r.embedded for r in indexed)
+    report, indexed, embedded = done.report, done.methods, done.embedded
+    totals = {"documents": done.documents, "chunks": done.chunks}
     if as_json:
         _emit({**report.to_dict(), "chunks_embedded": embedded, **totals, "seconds": round(elapsed, 3),
                "methods": {r.method: {"model": r.model, "embedded": r.embedded, "empty": r.empty,
@@ -152,38 +149,29 @@ def search(query, method, k, store, as_json):
       ragmini search "what does top-p sampling do?"
       ragmini search "word vectors" --method glove -k 3 --json
     """
-    from retrieval.search import open_searcher
+    from retrieval.contract import check_queries, search_one
+    from retrieval.methods import check_method, open_searcher
 
-    _check_query(query, k)
-    _method(method)
+    check_queries([query], k)
+    check_method(method)
     with _open_store(store) as st:
         retriever = open_searcher(st, method)
-        hits = retriever.search(query, k=k)
-    _note_behind(retriever)
+        hits = search_one(retriever, query, k)
+    _note_behind(method, retriever.behind)
     if as_json:
-        _emit({"query": query, "method": method,
-               "hits": [{"rank": h.rank, "score": round(h.score, 6), "chunk_id": h.chunk_id,
-                         "doc_id": h.doc_id, "source": h.source, "title": h.title,
-                         "text": h.text} for h in hits]})
+        _emit({"query": query, "method": method, "hits": [h.to_dict() for h in hits]})
         return
     for h in hits:
         click.echo(f"{h.rank:>2}. {h.score:.3f}  {h.doc_id}  ({h.title})")
         click.echo(f"    {_snippet(h.text)}")
 
 
-def _note_behind(retriever) -> None:
-    if retriever.behind:
-        click.echo(f"note: the {retriever.method} index is {retriever.behind} commit(s) behind the "
+def _note_behind(method: str, behind: int) -> None:
+    if behind:
+        click.echo(f"note: the {method} index is {behind} commit(s) behind the "
                    "store (an ingest is running or was interrupted); results show the state "
                    "before it. `ragmini ingest` or `ragmini status --repair` brings it up to date.",
                    err=True)
-
-
-def _check_query(query: str, k: int) -> None:
-    if not query.strip():
-        raise RagminiError("the query is empty; type some words to search for")
-    if k < 1:
-        raise RagminiError(f"-k must be at least 1 (got {k})")
 
 
 def _snippet(text: str, width: int = 160) -> str:
@@ -196,7 +184,8 @@ def _snippet(text: str, width: int = 160) -> str:
 @click.option("--method", default="sbert", show_default=True, help=METHOD_HELP)
 @click.option("-k", "k", default=3, show_default=True, help="Chunks given to the generator.")
 @click.option("--generator", default="distilgpt2", show_default=True,
-              help="Hugging Face id, local model folder, or 'smollm2' (packaged).")
+              help="Hugging Face id, local model folder, 'smollm2' (packaged), or 'extractive' "
+                   "(no language model: the sources' best sentences).")
 @click.option("--temperature", default=0.0, show_default=True, help="0 is greedy decoding.")
 @click.option("--top-p", default=1.0, show_default=True)
 @click.option("--top-k", default=0, show_default=True, help="0 is off.")
@@ -208,58 +197,91 @@ def _snippet(text: str, width: int = 160) -> str:
               help="Let a missing --generator be fetched from the Hugging Face hub once.")
 @click.option("--no-fallback", is_flag=True,
               help="Fail if --generator is unavailable instead of using the packaged SmolLM2.")
+@click.option("--strict/--no-strict", default=False, show_default=True,
+              help="Drop sentences the sources do not support; if none is left, answer "
+                   "extractively.")
+@click.option("--abstain/--no-abstain", default=True, show_default=True,
+              help="Say so, instead of answering, when the documents do not hold an answer.")
 @_store_option
 @_json_option
 def ask(question, method, k, generator, temperature, top_p, top_k, max_new_tokens, seed,
-        no_repeat_ngram, allow_download, no_fallback, store, as_json):
+        no_repeat_ngram, allow_download, no_fallback, strict, abstain, store, as_json):
     """Answer QUESTION from the store's top-k chunks, citing them as [n].
+
+    Each sentence of the answer is checked against the sources it cites and
+    marked when they do not support it. When the retrieval evidence says the
+    documents do not hold an answer, ragmini says so instead of generating one.
 
     \b
     Examples:
       ragmini ask "why does retrieval need chunking?"
-      ragmini ask "what is nucleus sampling?" --temperature 0.7 --seed 1 --json
+      ragmini ask "what is product quantization?" --strict
+      ragmini ask "what is nucleus sampling?" --generator extractive --json
+      ragmini ask "what is nucleus sampling?" --temperature 0.7 --seed 1
     """
-    from generation.answer import Sampling, answer
+    from generation.answer import Sampling
+    from generation.ask import ask as ask_store
     from generation.models import load_generator
-    from retrieval.search import open_searcher
+    from retrieval.contract import check_queries
+    from retrieval.methods import check_method
 
-    _check_query(question, k)
-    _method(method)
+    check_queries([question], k)
+    check_method(method)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram)
     with _open_store(store) as st:
         # Generator first: a missing model should fail before any retrieval work.
         gen = load_generator(generator, allow_download=allow_download, fallback=not no_fallback)
-        retriever = open_searcher(st, method)
-        hits = retriever.search(question, k=k)
-    _note_behind(retriever)
+        done = ask_store(st, question, gen, method=method, k=k, sampling=sampling,
+                         strict=strict, abstain=abstain)
+    _note_behind(method, done.behind)
     if gen.fallback_from:
         click.echo(f"note: generator '{gen.fallback_from}' is not available offline; using the "
                    f"packaged {gen.name} (--allow-download fetches it, --no-fallback makes this "
                    "an error)", err=True)
-    result = answer(question, hits, gen, sampling)
+    result = done.answer
     if as_json:
-        _emit({"question": question, "answer": result.answer, "citations": result.citations,
-               "invalid_citations": result.invalid_citations,
-               "sources": [{"n": s.n, "doc_id": s.doc_id, "source": s.source,
-                            "chunk_id": s.chunk_id, "title": s.title} for s in result.sources],
-               "generator": result.generator, "method": method,
-               "prompt_tokens": result.prompt_tokens, "notes": result.notes})
+        _emit(done.to_dict())
         return
-    click.echo(result.answer or "(the model produced no text)")
-    click.echo("")
-    click.echo("Sources:")
-    for s in result.sources:
-        mark = "  (cited)" if s.n in result.citations else ""
-        click.echo(f"  [{s.n}] {s.doc_id} - {s.title}{mark}")
+    _print_answer(result)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"(generator: {result.generator})", err=True)
 
 
+def _print_answer(result) -> None:
+    from generation.support import summary_line
+
+    if result.abstained:
+        click.echo(f"{result.answer} (confidence the documents hold an answer: "
+                   f"{result.abstain_score:.2f}, below {result.abstain_threshold:.2f}; "
+                   "--no-abstain answers anyway)")
+        click.echo("")
+        click.echo("Closest sources:")
+    else:
+        marks = {"supported": "  ", "weak": "~ ", "unsupported": "✗ "}
+        if result.sentences:
+            # One sentence a line, so a mark sits next to what it judges.
+            for s in result.sentences:
+                click.echo(f"{marks[s.support.label]}{s.text}")
+            click.echo("")
+            weak = sum(s.support.label == "weak" for s in result.sentences)
+            click.echo(summary_line(result.sentences)
+                       + (f"; {weak} weak (~)" if weak else "")
+                       + ("; ✗ = not supported by the sources" if any(
+                           s.support.label == "unsupported" for s in result.sentences) else ""))
+        else:
+            click.echo(result.answer or "(the model produced no text)")
+        click.echo("")
+        click.echo("Sources:")
+    for s in result.sources:
+        mark = "  (cited)" if s.n in result.citations else ""
+        click.echo(f"  [{s.n}] {s.doc_id} - {s.title}{mark}")
+
+
 @cli.group("eval", cls=DefaultGroup, default="run", default_if_no_args=True)
 def eval_group() -> None:
-    """Compare retrieval methods on labelled queries (`eval run`, the default), and list
-    past runs (`eval history`)."""
+    """Compare retrieval methods on labelled queries (`eval run`, the default), compare
+    answers (`eval answers`), and list past runs (`eval history`)."""
 
 
 @eval_group.command("run")
@@ -300,30 +322,34 @@ def eval_cmd(dataset, split, queries_path, ks, methods, chunk_size, overlap, rep
       ragmini eval --dataset ~/beir/scifact --report out/scifact
       ragmini eval --dataset manpages --split dev --chunk-size 150,200,250 --methods bm25,sbert
     """
-    cutoffs = _cutoffs(ks) if ks else None
+    from eval import runs as eval_runs
+
+    cutoffs = eval_runs.parse_cutoffs(ks) if ks else None
+    chosen = methods.split(",") if methods else None
     if dataset:
-        results = _eval_dataset(dataset, split, cutoffs, methods, chunk_size, overlap, seed,
-                                resamples, not no_progress and not as_json)
+        results = eval_runs.evaluate_dataset(
+            dataset, split, cutoffs, chosen, eval_runs.parse_ints(chunk_size, "chunk_size"),
+            eval_runs.parse_ints(overlap, "overlap"), seed, resamples,
+            progress=not no_progress and not as_json)
     else:
         if chunk_size != "200" or overlap != "30":
             raise RagminiError("--chunk-size and --overlap sweeps need --dataset (a store keeps "
                                "the chunking it was ingested with)")
-        results = [_eval_store(store, queries_path, cutoffs or (1, 3, 5, 10), methods, seed,
-                               resamples)]
-    for result, query_set, oov in results:
-        if report_dir:
-            target = report_dir if len(results) == 1 else report_dir / (
-                f"c{result.chunking['size']}o{result.chunking['overlap']}")
-            from eval.report import write_report
-
-            write_report(result, query_set, target, oov)
+        results = [eval_runs.evaluate_store(store, queries_path, cutoffs, chosen, seed,
+                                            resamples)]
+    for run in results:
+        for note in run.notes:
+            click.echo(note, err=True)
+    if report_dir:
+        eval_runs.write_reports(results, report_dir)
     if as_json:
-        dicts = [r.to_dict() for r, _, _ in results]
+        dicts = [r.result.to_dict() for r in results]
         _emit(dicts[0] if len(dicts) == 1 else {"settings": dicts})
         return
     from eval.harness import format_table
 
-    for result, _, _ in results:
+    for run in results:
+        result = run.result
         chunking = result.chunking or {}
         where = f"{result.dataset} ({result.split})" if result.split else result.dataset
         click.echo(f"{where}, chunks {chunking.get('size')}/{chunking.get('overlap')}:")
@@ -333,87 +359,57 @@ def eval_cmd(dataset, split, queries_path, ks, methods, chunk_size, overlap, rep
         click.echo(f"report written to {report_dir}")
 
 
-def _cutoffs(ks: str) -> tuple[int, ...]:
-    try:
-        cutoffs = tuple(sorted({int(x) for x in ks.split(",") if x.strip()}))
-    except ValueError:
-        raise RagminiError(f"-k takes comma-separated whole numbers, not '{ks}'") from None
-    if not cutoffs or cutoffs[0] < 1:
-        raise RagminiError("-k values must be at least 1")
-    return cutoffs
+@eval_group.command("answers")
+@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A BEIR folder with answers.jsonl (e.g. from `ragmini datasets build faq`); "
+                   "its corpus gets a cached store of its own.")
+@click.option("--answers", "answers_path", type=click.Path(path_type=Path), default=None,
+              help="Without --dataset: questions with reference answers over the store "
+                   "(jsonl of id, text, relevant, answer). Default: corpus/answers.jsonl.")
+@click.option("--generators", default="extractive,smollm2", show_default=True,
+              help="Comma-separated generators to compare.")
+@click.option("--split", default="test", show_default=True,
+              help="dev, test or all (dev is for calibration, test for reporting).")
+@click.option("--limit", type=int, default=None, help="Only the first N questions (file order).")
+@click.option("-k", "k", default=3, show_default=True, help="Chunks given to the generator.")
+@click.option("--strict/--no-strict", default=False, show_default=True,
+              help="As `ask --strict`: drop unsupported sentences.")
+@click.option("--abstain/--no-abstain", default=True, show_default=True,
+              help="As `ask`: abstain when the documents do not answer.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="Write report.md (with the least supported sentences) and metrics.json here.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--resamples", default=10_000, show_default=True)
+@click.option("--no-progress", is_flag=True)
+@_store_option
+@_json_option
+def eval_answers(dataset, answers_path, generators, split, limit, k, strict, abstain, report_dir,
+                 seed, resamples, no_progress, store, as_json):
+    """Answer quality per generator: abstention, citations, support, closeness to the
+    reference answers, with paired significance tests between generators.
 
+    \b
+    Examples:
+      ragmini eval answers
+      ragmini datasets build faq --out data/faq
+      ragmini eval answers --dataset data/faq --generators extractive,smollm2 --strict
+    """
+    from eval.answers import format_answer_table, write_answer_report
+    from eval.runs import evaluate_answer_run
 
-def _ints(value: str, name: str) -> list[int]:
-    try:
-        return [int(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        raise RagminiError(f"{name} takes comma-separated whole numbers, not '{value}'") from None
-
-
-def _glove_oov(methods):
-    if not any(m.startswith("glove") for m in methods):
-        return None
-    from retrieval.glove import GloveEmbedder, tokenize
-
-    vocab = GloveEmbedder.packaged().keyed_vectors.key_to_index
-    return lambda text: [w for w in tokenize(text) if w not in vocab]
-
-
-def _eval_store(store, queries_path, cutoffs, methods, seed, resamples):
-    from eval.harness import evaluate_methods
-    from eval.history import record_run
-    from eval.queries import load_queries
-
-    query_set = load_queries(queries_path or _default_queries())
-    with _open_store(store) as st:
-        if methods:
-            chosen = _methods(methods)
-        else:
-            chosen = st.methods() or ["sbert"]
-            if {"bm25", "sbert"} <= set(chosen):
-                chosen.append("hybrid")
-        result = evaluate_methods(st, query_set, chosen, ks=cutoffs, full=True, seed=seed,
-                                  resamples=resamples,
-                                  dataset=str(queries_path or "corpus/queries.jsonl"))
-        record_run(st, result)
-    return result, query_set, _glove_oov(chosen)
-
-
-def _eval_dataset(dataset, split, cutoffs, methods, chunk_size, overlap, seed, resamples,
-                  progress):
-    import itertools
-
-    from eval.beir import dataset_store_dir, load_beir
-    from eval.harness import evaluate_methods
-    from eval.history import record_run
-    from ingest.chunk import ChunkConfig
-    from ingest.pipeline import ingest_paths
-    from retrieval.indexing import update_indexes
-
-    query_set = load_beir(dataset, split)
-    chosen = _methods(methods or "glove,glove-sif,sbert,bm25,hybrid")
-    configs = [ChunkConfig(size=s, overlap=o) for s, o in
-               itertools.product(_ints(chunk_size, "--chunk-size"), _ints(overlap, "--overlap"))]
-    oov = _glove_oov(chosen)
-    out = []
-    for config in configs:
-        path = dataset_store_dir(dataset, config.size, config.overlap)
-        with _open_store(path, create=True) as st:
-            with st.writer_lock():
-                report = ingest_paths(st, [Path(dataset) / "corpus.jsonl"], config=config,
-                                      progress=progress)
-                update_indexes(st, chosen, progress=progress)
-            n_docs = st.count("documents")
-            ks = cutoffs or tuple(k for k in (1, 3, 5, 10, 20, 100) if k <= max(n_docs, 10))
-            if report.new or report.changed:
-                click.echo(f"{dataset}: {report.new + report.changed} documents ingested into "
-                           f"{path}", err=True)
-            result = evaluate_methods(st, query_set, chosen, ks=ks, full=True, seed=seed,
-                                      resamples=resamples, dataset=Path(dataset).name,
-                                      split=split)
-            record_run(st, result)
-        out.append((result, query_set, oov))
-    return out
+    result = evaluate_answer_run(store_path=store, dataset=dataset, answers_path=answers_path,
+                                 generators=generators.split(","), split=split, limit=limit,
+                                 k=k, strict=strict, abstain=abstain, seed=seed,
+                                 resamples=resamples, progress=not no_progress and not as_json)
+    if report_dir:
+        write_answer_report(result, report_dir)
+    if as_json:
+        _emit(result.to_dict())
+        return
+    click.echo(f"{result.dataset} ({result.split}):")
+    click.echo(format_answer_table(result))
+    if report_dir:
+        click.echo(f"report written to {report_dir}")
 
 
 @eval_group.command("history")
@@ -461,14 +457,10 @@ def remove(paths, store, as_json):
     Example:
       ragmini remove corpus/docs/old-notes.md
     """
-    from ingest.pipeline import remove_paths
-    from retrieval.indexing import update_indexes
+    from retrieval.indexing import remove_and_index
 
-    with _open_store(store) as st, st.writer_lock():
-        removed = remove_paths(st, list(paths))
-        if not removed:
-            raise RagminiError(f"no stored document comes from {', '.join(map(str, paths))}")
-        update_indexes(st, progress=False)
+    with _open_store(store) as st:
+        removed = remove_and_index(st, list(paths))
         left = st.count("documents")
     if as_json:
         _emit({"removed": removed, "documents": left})
@@ -490,21 +482,12 @@ def reindex(methods, index_type, store, as_json):
     Example: try an approximate index without re-embedding anything
       ragmini reindex --index hnsw
     """
-    import time
-
-    from retrieval.indexing import rebuild_index
+    from retrieval.indexing import reindex as rebuild
 
     with _open_store(store) as st, st.writer_lock():
-        chosen = _methods(methods) if methods else st.methods()
-        if not chosen:
-            raise RagminiError("the store has no vectors yet; run `ragmini ingest PATH` first")
-        out = {}
-        for m in chosen:
-            started = time.perf_counter()
-            n = rebuild_index(st, m, index_type if m != "bm25" else None)
-            unembedded = len(st.chunks_without_vectors(m))
-            out[m] = {"vectors": n, "unembedded": unembedded,
-                      "seconds": round(time.perf_counter() - started, 3)}
+        reports = rebuild(st, methods.split(",") if methods else (), index_type)
+    out = {r.method: {"vectors": r.n_vectors, "unembedded": r.unembedded,
+                      "seconds": round(r.seconds, 3)} for r in reports}
     if as_json:
         _emit({"methods": out})
         return
@@ -524,17 +507,14 @@ def status(repair, store, as_json):
 
     Exit status 1 when an index disagrees with the store (and --repair was not given).
     """
-    from retrieval.indexing import update_indexes
     from retrieval.status import check_store
+    from retrieval.status import repair as repair_store
 
     with _open_store(store) as st:
         report = check_store(st)
         repaired = False
         if repair and not (report.consistent and report.up_to_date):
-            broken = frozenset(m.method for m in report.methods if not m.consistent)
-            with st.writer_lock():
-                update_indexes(st, progress=not as_json, force_rebuild=broken)
-            report, repaired = check_store(st), True
+            report, repaired = repair_store(st, progress=not as_json), True
     if as_json:
         _emit({**report.to_dict(), "repaired": repaired})
     else:
@@ -573,7 +553,7 @@ def datasets() -> None:
 
 
 @datasets.command("build")
-@click.argument("name", type=click.Choice(["manpages"]))
+@click.argument("name", type=click.Choice(["manpages", "faq"]))
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.option("--packages", default=None,
               help="Comma-separated Debian packages (default: the 16 of the benchmark).")
@@ -584,16 +564,29 @@ def datasets() -> None:
 @_json_option
 def datasets_build(name, out, packages, no_update, work, no_progress, as_json):
     """Build NAME into --out. `manpages`: Debian man pages, the apropos task.
+    `faq`: the zsh FAQ and gitfaq(7) as questions with reference answers, a
+    quarter of them unanswerable (answers.jsonl), for `eval answers`.
 
-    Downloads packages with apt-get (never installs them), renders every English
-    page with man, and writes corpus.jsonl, queries.jsonl, qrels/{dev,test}.tsv
-    and metadata.json.
+    Downloads packages with apt-get (never installs them), renders pages with
+    man, and writes corpus.jsonl, queries.jsonl, qrels/{dev,test}.tsv and
+    metadata.json.
 
     \b
     Example:
       ragmini datasets build manpages --out data/manpages
       ragmini eval --dataset data/manpages --split dev
+      ragmini datasets build faq --out data/faq
     """
+    if name == "faq":
+        from eval.faqs import build as build_faq
+
+        meta = build_faq(out, work=work, update=not no_update, progress=not no_progress)
+        if as_json:
+            _emit(meta)
+            return
+        click.echo(f"{meta['questions']} questions ({meta['answerable']} answerable, "
+                   f"{meta['unanswerable']} unanswerable), splits {meta['splits']} -> {out}")
+        return
     from eval.manpages import PACKAGES, build
 
     chosen = tuple(p.strip() for p in packages.split(",") if p.strip()) if packages else PACKAGES
@@ -616,18 +609,8 @@ def _register_explore() -> None:
 _register_explore()
 
 
-def _default_queries() -> Path:
-    here = Path("corpus/queries.jsonl")
-    if here.is_file():
-        return here
-    bundled = Path(__file__).resolve().parents[1] / "corpus" / "queries.jsonl"
-    if bundled.is_file():
-        return bundled
-    raise RagminiError("no corpus/queries.jsonl here; pass --queries FILE")
-
-
 def main(argv: list[str] | None = None) -> None:
-    from ragmini.models import configure_offline
+    from core.models import configure_offline
 
     args = sys.argv[1:] if argv is None else argv
     # Before any Hugging Face import: offline unless the user opted in.
@@ -638,7 +621,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=args, prog_name="ragmini", standalone_mode=False)
     except RagminiError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_flagged(exc)}", err=True)
         sys.exit(1)
     except sqlite3.DatabaseError as exc:
         # The store layer turns known problems into StoreError; this is the net

@@ -8,7 +8,7 @@ import click
 
 from ragmini.clitools import emit as _emit
 from ragmini.clitools import json_option as _json_option
-from ragmini.errors import RagminiError
+from core.errors import RagminiError
 
 
 def _glove():
@@ -90,22 +90,22 @@ def similarity(sentences, method, metric, plot, as_json):
         raise RagminiError("give at least two sentences to compare")
     if any(not s.strip() for s in sentences):
         raise RagminiError("a sentence is empty")
-    if method == "glove":
-        embedder = _glove()
-        vectors = embedder.mean_vectors(list(sentences)) if metric == "dot" \
-            else embedder.embed(list(sentences))
-    else:
-        from retrieval.sbert import SbertEmbedder
+    from retrieval.methods import get_embedder
 
-        vectors = SbertEmbedder.packaged().embed(list(sentences))
+    embedder = get_embedder(method, None)
+    # Averaged word vectors keep their lengths for the dot product; an encoder
+    # without mean_vectors gives unit vectors only.
+    keeps_lengths = metric == "dot" and hasattr(embedder, "mean_vectors")
+    vectors = (embedder.mean_vectors(list(sentences)) if keeps_lengths
+               else embedder.embed(list(sentences)))
     empty = [s for s, v in zip(sentences, vectors) if not v.any()]
     if empty:
-        raise RagminiError(f"no word of '{empty[0]}' is in the GloVe vocabulary")
+        raise RagminiError(f"no word of '{empty[0]}' is in the {method} vocabulary")
     matrix = pairwise(vectors, metric)
     layout = mds_layout(1.0 - pairwise(vectors, "cosine"))
     note = ""
-    if metric == "dot" and method == "sbert":
-        note = "all-MiniLM-L6-v2 normalises its outputs, so dot equals cosine here"
+    if metric == "dot" and not keeps_lengths:
+        note = f"{embedder.model} normalises its outputs, so dot equals cosine here"
     if plot:
         from eval.plots import plot_similarity
 

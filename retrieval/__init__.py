@@ -1,36 +1,50 @@
-"""Retrieval: embedders (one protocol, one module per method), FAISS indexes, search."""
+"""Retrieval: methods behind one contract (embedders + FAISS, bm25, fusions), their
+indexes, and search. `methods` is the registry; `contract` the shapes."""
 
-from retrieval.embedder import METHODS, Embedder, get_embedder, l2_normalize, passage_text
-from retrieval.index import IndexParams, build_index, load_index, read_params, save_index
-from retrieval.indexing import (
+from retrieval.contract import (
+    Embedder,
+    Hit,
+    Method,
     MethodReport,
-    index_is_current,
+    MethodStatus,
+    Searcher,
+    l2_normalize,
+    passage_text,
+    search_one,
+)
+from retrieval.indexing import (
+    IngestResult,
+    ingest_and_index,
     rebuild_index,
+    reindex,
     update_index,
     update_indexes,
 )
-from retrieval.status import MethodStatus, StoreStatus, check_store
-from retrieval.search import Hit, Retriever
+from retrieval.methods import NAMES, get_embedder, get_method, open_searcher, parse_methods
+from retrieval.status import StoreStatus, check_store, repair
 
 __all__ = [
-    "METHODS",
+    "NAMES",
     "Embedder",
     "Hit",
-    "IndexParams",
+    "IngestResult",
+    "Method",
     "MethodReport",
-    "Retriever",
-    "build_index",
-    "get_embedder",
-    "index_is_current",
-    "l2_normalize",
-    "load_index",
-    "passage_text",
     "MethodStatus",
+    "Searcher",
     "StoreStatus",
     "check_store",
-    "read_params",
+    "get_embedder",
+    "get_method",
+    "ingest_and_index",
+    "l2_normalize",
+    "open_searcher",
+    "parse_methods",
+    "passage_text",
     "rebuild_index",
-    "save_index",
+    "reindex",
+    "repair",
+    "search_one",
     "update_index",
     "update_indexes",
 ]

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -21,10 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import IndexStale, QueryError
 from ingest.store import Store
-from ragmini.errors import IndexStale, QueryError
-from retrieval.embedder import passage_text
-from retrieval.index import fsync_dir, atomic_write
+from retrieval.contract import (
+    Hit,
+    MethodReport,
+    MethodStatus,
+    check_queries,
+    hits_from_ids,
+    passage_text,
+)
+from retrieval.index import atomic_write, fsync_dir
 
 METHOD = "bm25"
 K1, B = 1.5, 0.75
@@ -104,8 +112,63 @@ def bm25_is_current(store: Store) -> bool:
             and params.model == _model())
 
 
+class Bm25Method:
+    """The Method contract for bm25: its index is built from chunk texts, so there
+    are no vectors to embed and no FAISS index type to choose."""
+
+    name = METHOD
+
+    def index_generation(self, store: Store) -> int | None:
+        params = read_bm25_params(store.index_dir)
+        return None if params is None else params.store_generation
+
+    def update(self, store: Store, *, embedder=None, progress: bool = True,
+               force_rebuild: bool = False, index_type: str | None = None) -> MethodReport:
+        started = time.perf_counter()
+        rebuilt = force_rebuild or not bm25_is_current(store)
+        n = build_bm25(store).n_chunks if rebuilt else store.count("chunks")
+        return MethodReport(METHOD, store.method_info(METHOD)["model"], 0, 0, n, rebuilt,
+                            time.perf_counter() - started)
+
+    def rebuild(self, store: Store, index_type: str | None = None) -> MethodReport:
+        started = time.perf_counter()
+        params = build_bm25(store)
+        return MethodReport(METHOD, params.model, 0, 0, params.n_chunks, True,
+                            time.perf_counter() - started)
+
+    def check(self, store: Store) -> MethodStatus:
+        """bm25 indexes chunk texts: compare its chunk ids with the store's at its generation."""
+        info = store.method_info(METHOD) or {"model": "?"}
+        problems: list[str] = []
+        size, generation, behind, n = 0, None, 0, 0
+        try:
+            params = read_bm25_params(store.index_dir)
+        except IndexStale as exc:
+            params, problems = None, [str(exc)]
+        if params is None:
+            problems = problems or ["no index file"]
+        else:
+            generation, behind = params.store_generation, store.generation - params.store_generation
+            folder = store.index_dir / params.folder
+            size = sum(f.stat().st_size for f in folder.iterdir()) if folder.is_dir() else 0
+            try:
+                searcher = Bm25Searcher(store)
+            except IndexStale as exc:
+                problems.append(str(exc))
+            else:
+                n = len(searcher.ids)
+                live = store.chunk_ids(generation)
+                if not np.array_equal(np.sort(searcher.ids), live):
+                    problems.append(f"index holds {n} chunks, the store had {len(live)} at "
+                                    f"generation {generation}")
+        return MethodStatus(METHOD, info["model"], n, 0, 0, size, generation, behind, problems)
+
+    def open(self, store: Store, embedder=None) -> Bm25Searcher:
+        return Bm25Searcher(store)
+
+
 class Bm25Searcher:
-    """BM25 over the chunks of one store generation; the Retriever interface."""
+    """BM25 over the chunks of one store generation; the Searcher contract."""
 
     method = METHOD
 
@@ -132,13 +195,8 @@ class Bm25Searcher:
         self.behind = store.generation - params.store_generation
         self._stemmer = _stemmer()
 
-    def search(self, query: str, k: int = 5):
-        return self.search_many([query], k)[0]
-
-    def search_many(self, queries: list[str], k: int = 5):
+    def search(self, queries: list[str], k: int = 5) -> list[list[Hit]]:
         import bm25s
-
-        from retrieval.search import check_queries, hits_from_ids
 
         check_queries(queries, k)
         if self.bm25 is None:
@@ -150,7 +208,8 @@ class Bm25Searcher:
         for q, t in zip(queries, tokens):
             if not t:
                 raise QueryError(f"no word of '{q[:80]}' occurs in the corpus (bm25 matches "
-                                 "words exactly); rephrase, or use --method sbert")
+                                 "words exactly); rephrase, or use the sbert method",
+                                 param="query")
         k = min(k, len(self.ids))
         rows, scores = self.bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
         chunk_ids = self.ids[rows]

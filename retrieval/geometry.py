@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ragmini.errors import QueryError
+from core.errors import QueryError
 
 METRICS = ("cosine", "euclidean", "dot")
 

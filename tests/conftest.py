@@ -17,6 +17,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def make_hit(rank, score, chunk_id, doc_id, source="", title="", text=""):
+    """A search hit over a made-up chunk row, for tests of what consumes hits."""
+    from ingest.store import ChunkRow
+    from retrieval.contract import Hit
+
+    return Hit(rank, score, ChunkRow(chunk_id, doc_id, source, title, 0, text, 0, len(text), 0))
+
+
+def dense_search(store, method, embedder, query, k=5):
+    """One query through a dense method's searcher, with a given embedder."""
+    from retrieval.contract import search_one
+    from retrieval.methods import open_searcher
+
+    return search_one(open_searcher(store, method, {method: embedder}), query, k)
 CORPUS = REPO / "corpus" / "docs"
 QUERIES = REPO / "corpus" / "queries.jsonl"
 

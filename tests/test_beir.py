@@ -8,7 +8,7 @@ import math
 import pytest
 
 from eval.beir import load_beir
-from ragmini.errors import RagminiError
+from core.errors import RagminiError
 from tests.test_cli import run_cli
 from tests.test_explore import png_size
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ingest.chunk import ChunkConfig, Chunker
-from ragmini.errors import RagminiError
+from core.errors import RagminiError
 
 TEXT = " ".join(
     f"Sentence number {i} talks about embeddings, retrieval and tokenisation in turn."

@@ -63,6 +63,7 @@ ERRORS = [
     (["eval", "--store", "STORE", "--queries", "MISSING"], "cannot read query file"),
     (["eval", "--store", "STORE", "-k", "1,x"], "comma-separated whole numbers"),
     (["ask", "q", "--store", "STORE", "--temperature", "-1"], "--temperature must be"),
+    (["ask", "q", "--store", "STORE", "--max-new-tokens", "0"], "--max-new-tokens must be"),
     (["ask", "q", "--store", "STORE", "--generator", "MISSING", "--no-fallback"],
      "cannot be loaded"),
     (["ask", "", "--store", "STORE"], "the query is empty"),

@@ -16,7 +16,8 @@ from ingest.pipeline import ingest_paths
 from ingest.store import Store
 from retrieval.index import read_params
 from retrieval.indexing import update_indexes
-from retrieval.search import Retriever
+from retrieval.methods import open_searcher
+from tests.conftest import dense_search
 from retrieval.status import check_store
 from tests.conftest import REPO
 
@@ -45,20 +46,20 @@ def _fingerprint(store_path: Path) -> set[tuple]:
 @pytest.mark.slow
 def test_search_during_ingest_sees_the_old_state(store_copy, sbert):
     with Store.open(store_copy) as store:
-        before = Retriever(store, "sbert", sbert).search("BM25 term frequency saturation", k=3)
+        before = dense_search(store, "sbert", sbert, "BM25 term frequency saturation", k=3)
         assert before[0].doc_id == "bm25.md"
         # A commit replaces bm25.md, as an ingest in progress would, before any index update.
         old_source = next(s for s in store.documents() if s.endswith("bm25.md"))
         store.replace_documents([(Document(old_source, "bm25.md", "BM25", "rewritten"), "h", [])])
-        during = Retriever(store, "sbert", sbert)
+        during = open_searcher(store, "sbert", {"sbert": sbert})
         assert during.behind == 1
-        hits = during.search("BM25 term frequency saturation", k=3)
+        hits = during.search(["BM25 term frequency saturation"], k=3)[0]
         assert [(h.chunk_id, h.text) for h in hits] == [(h.chunk_id, h.text) for h in before]
         # The ingest finishes: indexes catch up, and the retired rows are purged.
         update_indexes(store, progress=False, embedders={"sbert": sbert})
-        after = Retriever(store, "sbert", sbert)
+        after = open_searcher(store, "sbert", {"sbert": sbert})
         assert after.behind == 0
-        assert all(h.doc_id != "bm25.md" for h in after.search("BM25 saturation", k=5))
+        assert all(h.doc_id != "bm25.md" for h in after.search(["BM25 saturation"], k=5)[0])
         assert not store.chunk_rows([h.chunk_id for h in before if h.doc_id == "bm25.md"])
 
 
@@ -84,7 +85,7 @@ def test_status_finds_and_repair_fixes_a_damaged_index(store_copy, capsys):
 
 def test_remove_and_reindex_need_no_model(tmp_path, capsys, monkeypatch):
     from ragmini.cli import main
-    import retrieval.embedder as embedder_module
+    from retrieval.glove import GloveEmbedder
 
     docs = tmp_path / "docs"
     _write_docs(docs, 5)
@@ -92,11 +93,10 @@ def test_remove_and_reindex_need_no_model(tmp_path, capsys, monkeypatch):
     main(["ingest", str(docs), "--store", str(store), "--methods", "glove", "--no-progress"])
     capsys.readouterr()
 
-    def no_model(method):  # any model load from here on is a failure
-        raise AssertionError(f"loaded a {method} model")
+    def no_model(*args):  # any model load from here on is a failure
+        raise AssertionError("loaded the GloVe model")
 
-    monkeypatch.setattr(embedder_module, "get_embedder", no_model)
-    monkeypatch.setattr("retrieval.indexing.get_embedder", no_model)
+    monkeypatch.setattr(GloveEmbedder, "packaged", no_model)
     (docs / "doc0001.txt").unlink()
     main(["remove", str(docs / "doc0001.txt"), "--store", str(store)])
     assert "removed 1 document(s); 4 left" in capsys.readouterr().out

@@ -10,8 +10,8 @@ import pytest
 from eval.harness import doc_run, evaluate_methods
 from eval.metrics import evaluate, evaluate_per_query
 from eval.queries import load_queries
-from ragmini.errors import RagminiError
-from retrieval.search import Hit
+from core.errors import RagminiError
+from tests.conftest import make_hit
 
 # Hand-checked:
 #   q1 relevant {a, b}; ranking a, x, b  -> R@1 = 1/2, R@3 = 1, RR = 1
@@ -40,7 +40,7 @@ def test_metrics_do_not_mutate_inputs():
 
 
 def test_doc_run_ranks_a_document_at_its_best_chunk():
-    hits = [Hit(i, 1 - i / 10, i, d, "", "", "") for i, d in enumerate(["b", "a", "b", "c", "a"], 1)]
+    hits = [make_hit(i, 1 - i / 10, i, d) for i, d in enumerate(["b", "a", "b", "c", "a"], 1)]
     run = doc_run(hits)
     assert list(run) == ["b", "a", "c"]
     assert run == {"b": 1.0, "a": 0.5, "c": pytest.approx(1 / 3)}
@@ -82,13 +82,13 @@ def test_bundled_corpus_eval_sbert_beats_glove(corpus_store):
 
 def test_a_query_a_method_cannot_handle_scores_zero_and_is_counted():
     from eval.harness import run_method
-    from ragmini.errors import QueryError
+    from core.errors import QueryError
 
     class OnlyKnowsCats:
-        def search(self, text, k):
-            if "cat" not in text:
+        def search(self, queries, k):
+            if "cat" not in queries[0]:
                 raise QueryError("no known word")
-            return [Hit(1, 1.0, 1, "cats.md", "", "", "")]
+            return [[make_hit(1, 1.0, 1, "cats.md")]]
 
     run, latency, unanswerable = run_method(OnlyKnowsCats(), {"a": "cat", "b": "qwzxv"}, 10, 10)
     assert run == {"a": {"cats.md": 1.0}, "b": {}} and unanswerable == 1

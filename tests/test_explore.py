@@ -11,7 +11,7 @@ import pytest
 from generation.answer import Sampling
 from generation.inspect import continuations, next_token_probs, token_view
 from generation.models import load_generator
-from ragmini.errors import QueryError
+from core.errors import QueryError
 from retrieval.geometry import analogy, close_spellings, corpus_map, mds_layout, neighbors, pairwise
 from tests.test_cli import run_cli
 

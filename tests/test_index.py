@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from ingest.store import Store
-from ragmini.errors import IndexStale
-from retrieval.embedder import l2_normalize
+from core.errors import IndexStale
+from retrieval.contract import l2_normalize
 from retrieval.index import build_index, load_index, read_params, save_index
-from retrieval.search import Retriever
+from retrieval.methods import open_searcher
 
 
 def _vectors(n=20, dim=8, seed=0):
@@ -67,11 +67,11 @@ def test_damaged_params_file(tmp_path):
 @pytest.mark.slow
 def test_retriever_refuses_index_that_disagrees_with_store(store_copy, glove):
     with Store.open(store_copy) as store:
-        Retriever(store, "glove", glove)  # matching: fine
+        open_searcher(store, "glove", {"glove": glove})  # matching: fine
         # Vectors gone (as after a model change) while the index still has them.
         store.register_method("glove", "another-model", 50)
         with pytest.raises(IndexStale, match="status --repair"):
-            Retriever(store, "glove", glove)
+            open_searcher(store, "glove", {"glove": glove})
 
 
 @pytest.mark.slow
@@ -83,10 +83,10 @@ def test_retriever_refuses_other_embedder(corpus_store, sbert):
             return sbert.embed(texts)
 
     with pytest.raises(IndexStale, match="some-other-model"):
-        Retriever(corpus_store, "sbert", Impostor())
+        open_searcher(corpus_store, "sbert", {"sbert": Impostor()})
 
 
 def test_missing_index_names_the_fix(tmp_path):
     with Store.open(tmp_path, create=True) as store:
         with pytest.raises(IndexStale, match="ragmini ingest PATH --methods sbert"):
-            Retriever(store, "sbert", embedder=object())
+            open_searcher(store, "sbert", {"sbert": object()})

@@ -9,9 +9,10 @@ import pytest
 
 from ingest.pipeline import ingest_paths
 from ingest.store import Store
-from ragmini.errors import QueryError
+from core.errors import QueryError
 from retrieval.indexing import update_indexes
-from retrieval.search import open_searcher
+from retrieval.contract import search_one
+from retrieval.methods import open_searcher
 from retrieval.sif import META_KEY, zipf_weights
 from retrieval.status import check_store
 
@@ -50,7 +51,7 @@ def test_glove_sif_component_is_fitted_once_and_removed(tmp_path, small_docs):
         vecs = searcher.embedder.embed(["lava from volcanoes", "sand dunes"])
         np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
         assert np.abs(vecs @ component).max() < 1e-5  # common component removed
-        assert searcher.search("lava volcanoes", k=1)[0].doc_id == "volcano.txt"
+        assert search_one(searcher, "lava volcanoes", k=1)[0].doc_id == "volcano.txt"
         # A later ingest keeps the frozen component (and so every stored vector).
         (small_docs / "reef.txt").write_text("Coral reefs shelter fish.")
         ingest_paths(store, [small_docs], progress=False)
@@ -64,20 +65,20 @@ def test_bm25_exact_words_life_cycle_and_errors(tmp_path, small_docs):
         ingest_paths(store, [small_docs], progress=False)
         update_indexes(store, ["bm25"], progress=False)
         searcher = open_searcher(store, "bm25")
-        hits = searcher.search("fjords and moraines", k=10)
+        hits = search_one(searcher, "fjords and moraines", k=10)
         assert hits[0].doc_id == "glacier.txt"
         assert len(hits) == 1  # chunks without a matching word are not returned
         with pytest.raises(QueryError, match="occurs in the corpus"):
-            searcher.search("xylophone quasar", k=3)
+            search_one(searcher, "xylophone quasar", k=3)
         # Stemming: "erupting" finds "erupts".
-        assert searcher.search("erupting", k=1)[0].doc_id == "volcano.txt"
+        assert search_one(searcher, "erupting", k=1)[0].doc_id == "volcano.txt"
         (small_docs / "tide.txt").write_text("Tidal bores surge up the river estuary.")
         ingest_paths(store, [small_docs], progress=False)
         behind = open_searcher(store, "bm25")
-        assert behind.behind == 1 and behind.search("moon", k=1)[0].doc_id == "tide.txt"
+        assert behind.behind == 1 and search_one(behind, "moon", k=1)[0].doc_id == "tide.txt"
         update_indexes(store, [], progress=False)  # bm25 is in the store: rebuilt
         fresh = open_searcher(store, "bm25")
-        assert fresh.behind == 0 and fresh.search("estuary", k=1)[0].doc_id == "tide.txt"
+        assert fresh.behind == 0 and search_one(fresh, "estuary", k=1)[0].doc_id == "tide.txt"
         report = check_store(store)
         (bm25,) = [m for m in report.methods if m.method == "bm25"]
         assert report.consistent and bm25.vectors == 4

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ragmini.errors import QueryError
-from retrieval.search import Retriever
+from core.errors import QueryError
+from tests.conftest import dense_search
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def test_top_hit_for_a_plain_question(corpus_store, glove, sbert, method):
     embedder = {"glove": glove, "sbert": sbert}[method]
     query = "GloVe co-occurrence counts word vectors"
-    hits = Retriever(corpus_store, method, embedder).search(query, k=5)
+    hits = dense_search(corpus_store, method, embedder, query, k=5)
     assert hits[0].doc_id == "glove.md"
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
@@ -23,13 +23,13 @@ def test_top_hit_for_a_plain_question(corpus_store, glove, sbert, method):
 
 def test_sbert_finds_paraphrase_glove_misses(corpus_store, glove, sbert):
     query = "why does my decoder keep saying the same phrase over and over"
-    sb = Retriever(corpus_store, "sbert", sbert).search(query, k=3)
+    sb = dense_search(corpus_store, "sbert", sbert, query, k=3)
     assert sb[0].doc_id == "greedy-and-beam-search.txt"
 
 
 def test_k_larger_than_corpus_returns_everything(corpus_store, sbert):
     n = corpus_store.count("chunks")
-    hits = Retriever(corpus_store, "sbert", sbert).search("anything at all", k=n + 50)
+    hits = dense_search(corpus_store, "sbert", sbert, "anything at all", k=n + 50)
     assert len(hits) == n
     assert len({h.chunk_id for h in hits}) == n
 
@@ -42,11 +42,11 @@ def test_k_larger_than_corpus_returns_everything(corpus_store, sbert):
 ])
 def test_bad_queries(corpus_store, glove, query, k, message):
     with pytest.raises(QueryError, match=message):
-        Retriever(corpus_store, "glove", glove).search(query, k=k)
+        dense_search(corpus_store, "glove", glove, query, k=k)
 
 
 def test_huge_query_is_answered(corpus_store, sbert):
-    hits = Retriever(corpus_store, "sbert", sbert).search("product quantization " * 10_000, k=3)
+    hits = dense_search(corpus_store, "sbert", sbert, "product quantization " * 10_000, k=3)
     assert hits[0].doc_id == "product-quantization.md"
 
 
@@ -64,5 +64,5 @@ def test_glove_chunks_without_known_words_are_counted_not_indexed(tmp_path, glov
         ingest_paths(store, [docs], progress=False)
         report = update_index(store, "glove", glove, progress=False)
         assert (report.n_vectors, report.empty) == (1, 1)
-        hits = Retriever(store, "glove", glove).search("documents", k=5)
+        hits = dense_search(store, "glove", glove, "documents", k=5)
         assert [h.doc_id for h in hits] == ["real.txt"]

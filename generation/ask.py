@@ -1,0 +1,104 @@
+"""Ask a store a question: retrieve, decide whether to answer, write, check support.
+
+The one entry point behind `ragmini ask`, the HTTP API and `eval answers`:
+retrieval finds the sources, the abstention model (abstain.py) decides from the
+retrieval evidence whether the store holds an answer, a generator writes one,
+and every sentence is scored against the sources it cites (support.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.errors import IndexStale, QueryError
+from generation.abstain import decide, evidence
+from generation.answer import ABSTAIN_TEXT, Answer, Sampling, answer
+from generation.models import ExtractiveGenerator, Generator
+from generation.prompt import Source
+from ingest.store import Store
+from retrieval.contract import Embedder, check_queries, search_one
+from retrieval.methods import check_method, get_embedder, open_searcher
+
+# The abstention model was calibrated on these two rankings, whatever method
+# ranks the sources.
+EVIDENCE_DENSE, EVIDENCE_LEXICAL = "sbert", "bm25"
+EVIDENCE_DEPTH = 10
+ENCODER = "sbert"  # scores support and picks extractive sentences
+
+
+@dataclass
+class AskResult:
+    answer: Answer
+    method: str
+    behind: int  # store commits the index lags (an ingest is running or was killed)
+
+    def to_dict(self) -> dict:
+        return {**self.answer.to_dict(), "method": self.method}
+
+
+def ask(store: Store, question: str, generator: Generator | ExtractiveGenerator, *,
+        method: str = "sbert", k: int = 3, sampling: Sampling = Sampling(),
+        strict: bool = False, abstain: bool = True,
+        embedders: dict[str, Embedder] | None = None,
+        on_text: Callable[[str], None] | None = None) -> AskResult:
+    """Answer `question` from the store's top-`k` chunks by `method`.
+
+    With `abstain`, a question the retrieval evidence says the store cannot
+    answer gets "The documents do not answer this." and the closest sources,
+    and no text is generated. `embedders` may hold already-loaded embedders by
+    method name (the server keeps them warm); the sentence encoder is loaded
+    once otherwise.
+    """
+    check_queries([question], k)
+    check_method(method)
+    embedders = dict(embedders or {})
+    searcher = open_searcher(store, method, embedders)
+    hits = search_one(searcher, question, k)
+    encoder = embedders.get(ENCODER) or getattr(searcher, "embedder", None)
+    if encoder is None or getattr(encoder, "name", ENCODER) != ENCODER:
+        encoder = get_embedder(ENCODER, store)
+    embedders[ENCODER] = encoder
+    decision, notes = None, []
+    if abstain:
+        decision, note = _decide(store, question, embedders)
+        if note:
+            notes.append(note)
+        if decision is not None and not decision.answer:
+            sources = [Source(i, h.chunk) for i, h in enumerate(hits, 1)]
+            return AskResult(Answer(question, ABSTAIN_TEXT, [], [], sources, generator.name, 0, 0,
+                                    notes, abstained=True, abstain_score=decision.score,
+                                    abstain_threshold=decision.threshold),
+                             method, searcher.behind)
+    result = answer(question, hits, generator, sampling, embed=encoder.embed, strict=strict,
+                    on_text=on_text)
+    if decision is not None:
+        result = _with(result, notes, decision)
+    return AskResult(result, method, searcher.behind)
+
+
+def _decide(store: Store, question: str, embedders: dict):
+    """The abstention decision, or None (and why) when its rankings are missing."""
+    try:
+        dense = search_one(open_searcher(store, EVIDENCE_DENSE, embedders), question,
+                           EVIDENCE_DEPTH)
+    except IndexStale:
+        return None, (f"abstention is off: it needs the {EVIDENCE_DENSE} index "
+                      f"(ingest with --methods {EVIDENCE_DENSE},{EVIDENCE_LEXICAL})")
+    try:
+        lexical = search_one(open_searcher(store, EVIDENCE_LEXICAL, embedders), question,
+                             EVIDENCE_DEPTH)
+        note = None
+    except QueryError:  # no question word occurs in the corpus: no lexical support at all
+        lexical, note = [], None
+    except IndexStale:
+        lexical, note = None, (f"abstention uses no {EVIDENCE_LEXICAL} index (ingest with "
+                               f"--methods {EVIDENCE_LEXICAL} for a better decision)")
+    return decide(evidence(question, dense, lexical, embedders[ENCODER].embed)), note
+
+
+def _with(result: Answer, notes: list[str], decision) -> Answer:
+    from dataclasses import replace
+
+    return replace(result, notes=notes + result.notes, abstain_score=decision.score,
+                   abstain_threshold=decision.threshold)

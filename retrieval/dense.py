@@ -1,0 +1,211 @@
+"""Dense methods: an embedder, the vectors it gives every chunk, and a FAISS index.
+
+Every embedding method (glove, glove-sif, sbert, any later encoder) is a
+`DenseMethod` with its own embedder loader; nothing here names one of them.
+Vectors live in the store's `vectors` table, so rebuilding an index or switching
+its type never loads a model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import IndexStale, QueryError, RagminiError
+from ingest.store import Store
+from retrieval.contract import (
+    MAX_QUERY_CHARS,
+    Embedder,
+    Hit,
+    MethodReport,
+    MethodStatus,
+    check_queries,
+    hits_from_ids,
+    passage_text,
+)
+from retrieval.index import build_index, load_index, read_params, save_index
+
+EMBED_BATCH = 256  # chunks per embed call and per transaction
+
+
+@dataclass(frozen=True)
+class DenseMethod:
+    """A Method whose chunks are vectors from `load_embedder(store)` in a FAISS index."""
+
+    name: str
+    load_embedder: Callable[[Store], Embedder]  # loads the model: called only when needed
+
+    def index_type(self, store: Store) -> str:
+        """The FAISS index type chosen for this method (flat unless `--index` said otherwise)."""
+        return store.get_meta(f"index_type.{self.name}") or "flat"
+
+    def index_generation(self, store: Store) -> int | None:
+        params = read_params(store.index_dir, self.name)
+        return None if params is None else params.store_generation
+
+    def is_current(self, store: Store) -> bool:
+        params = read_params(store.index_dir, self.name)
+        if params is None:
+            return False
+        with_vector, _ = store.vector_counts(self.name)
+        return params.store_generation == store.generation and params.n_vectors == with_vector
+
+    def update(self, store: Store, *, embedder: Embedder | None = None, progress: bool = True,
+               force_rebuild: bool = False, index_type: str | None = None) -> MethodReport:
+        """Embed the chunks that lack a vector, then rebuild the index if it is stale.
+
+        The embedder is loaded only if some chunk lacks a vector or the method is
+        new, so re-ingesting an unchanged corpus does no model work.
+        """
+        started = time.perf_counter()
+        missing = store.chunks_without_vectors(self.name)
+        embedded = 0
+        if missing or store.method_info(self.name) is None or embedder is not None:
+            embedder = embedder or self.load_embedder(store)
+            if store.register_method(self.name, embedder.model, embedder.dim):
+                missing = store.chunks_without_vectors(self.name)  # model changed: all again
+            embedded = _embed_missing(store, self.name, embedder, missing, progress)
+        params = read_params(store.index_dir, self.name)
+        rebuilt = (force_rebuild or not self.is_current(store)
+                   or (index_type is not None and params is not None
+                       and params.index_type != index_type))
+        if rebuilt:
+            self.rebuild(store, index_type)
+        with_vector, empty = store.vector_counts(self.name)
+        return MethodReport(self.name, store.method_info(self.name)["model"], embedded, empty,
+                            with_vector, rebuilt, time.perf_counter() - started)
+
+    def rebuild(self, store: Store, index_type: str | None = None) -> MethodReport:
+        """Rebuild the index from the stored vectors; `index_type` also becomes the
+        method's choice for later rebuilds."""
+        started = time.perf_counter()
+        info = store.method_info(self.name)
+        if info is None:
+            raise RagminiError(f"the store has no '{self.name}' vectors; run "
+                               f"`ragmini ingest PATH --methods {self.name}`")
+        if index_type is not None:
+            store.set_meta(f"index_type.{self.name}", index_type)
+        chosen = self.index_type(store)
+        ids, vectors = store.vectors(self.name)
+        save_index(build_index(ids, vectors, chosen), store.index_dir, method=self.name,
+                   model=info["model"], store_generation=store.generation,
+                   chunking=store.chunk_config() or {}, index_type=chosen)
+        _, empty = store.vector_counts(self.name)
+        return MethodReport(self.name, info["model"], 0, empty, len(ids), True,
+                            time.perf_counter() - started,
+                            len(store.chunks_without_vectors(self.name)))
+
+    def check(self, store: Store) -> MethodStatus:
+        """Compare the index with the store: params, checksum and the exact id set."""
+        info = store.method_info(self.name) or {"model": "?", "dim": 0}
+        vectors, empty = store.vector_counts(self.name)
+        unembedded = len(store.chunks_without_vectors(self.name))
+        problems: list[str] = []
+        size, generation, behind = 0, None, 0
+        try:
+            params = read_params(store.index_dir, self.name)
+        except IndexStale as exc:
+            params, problems = None, [str(exc)]
+        if params is None:
+            problems = problems or ["no index file"]
+        else:
+            generation = params.store_generation
+            behind = store.generation - generation
+            path = store.index_dir / params.file
+            size = path.stat().st_size if path.exists() else 0
+            if params.model != info["model"]:
+                problems.append(f"index built with {params.model}, store vectors from "
+                                f"{info['model']}")
+            if behind < 0:
+                problems.append(f"index generation {generation} is ahead of the store "
+                                f"({store.generation})")
+            try:
+                index = load_index(store.index_dir, params)
+            except IndexStale as exc:
+                problems.append(str(exc))
+            else:
+                import faiss
+
+                indexed = np.sort(faiss.vector_to_array(index.id_map))
+                expected = store.vector_ids(self.name, generation)
+                if not np.array_equal(indexed, expected):
+                    problems.append(
+                        f"index holds {len(indexed)} ids, the store has {len(expected)} vectors "
+                        f"for generation {generation} ({len(np.setdiff1d(indexed, expected))} "
+                        f"unknown, {len(np.setdiff1d(expected, indexed))} missing)")
+        return MethodStatus(self.name, info["model"], vectors, empty, unembedded, size,
+                            generation, behind, problems)
+
+    def open(self, store: Store, embedder: Embedder | None = None) -> DenseSearcher:
+        return DenseSearcher(store, self, embedder)
+
+
+class DenseSearcher:
+    """A dense method's index, its embedder and the store, checked against each other.
+
+    Example:
+        >>> with Store.open(".ragmini") as store:
+        ...     hits = open_searcher(store, "sbert").search(["what is BM25?"], k=3)[0]
+        >>> hits[0].doc_id
+        'bm25.md'
+    """
+
+    def __init__(self, store: Store, method: DenseMethod, embedder: Embedder | None = None):
+        name = method.name
+        params = read_params(store.index_dir, name)
+        if params is None:
+            built = ", ".join(store.methods()) or "none"
+            raise IndexStale(f"the store has no '{name}' index (indexes: {built}); "
+                             f"run `ragmini ingest PATH --methods {name}`")
+        # An index may be behind the store (an ingest is running, or was killed):
+        # its chunk rows are kept until every index has caught up, so it still
+        # answers for the state it was built from, never a mix.
+        if params.store_generation > store.generation or (
+            params.n_vectors != store.vector_counts(name, params.store_generation)[0]
+        ):
+            raise IndexStale(f"the '{name}' index does not match the store; "
+                             "run `ragmini status --repair`")
+        self.store = store
+        self.method = name
+        self.behind = store.generation - params.store_generation
+        self.params = params
+        self.index = load_index(store.index_dir, params)
+        self.embedder = embedder or method.load_embedder(store)
+        if (getattr(self.embedder, "model", None), getattr(self.embedder, "dim", None)) != (
+                params.model, params.dim):
+            raise IndexStale(
+                f"the '{name}' index was built with {params.model} ({params.dim}-d) but the "
+                f"query embedder is {getattr(self.embedder, 'model', '?')} "
+                f"({getattr(self.embedder, 'dim', '?')}-d); run `ragmini ingest` again to "
+                "re-embed")
+
+    def search(self, queries: list[str], k: int = 5) -> list[list[Hit]]:
+        """Batch search: one embed call, one FAISS call, one store read."""
+        check_queries(queries, k)
+        vectors = self.embedder.embed([q[:MAX_QUERY_CHARS] for q in queries])
+        empty = ~vectors.any(axis=1)
+        if empty.any():
+            q = queries[int(np.argmax(empty))]
+            raise QueryError(f"none of the words in '{q[:80]}' are in the {self.method} "
+                             "vocabulary; rephrase, or use the sbert method", param="query")
+        if self.index.ntotal == 0:
+            return [[] for _ in queries]
+        scores, ids = self.index.search(vectors, min(k, self.index.ntotal))
+        return hits_from_ids(self.store, ids, scores)
+
+
+def _embed_missing(store: Store, method: str, embedder: Embedder, missing, progress: bool) -> int:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(missing), desc=f"embedding ({method})", unit="chunk",
+               disable=not progress or None, leave=False)
+    with bar:
+        for i in range(0, len(missing), EMBED_BATCH):
+            batch = missing[i : i + EMBED_BATCH]
+            vectors = embedder.embed([passage_text(c.title, c.text) for c in batch])
+            store.put_vectors(method, [c.chunk_id for c in batch], vectors)
+            bar.update(len(batch))
+    return len(missing)

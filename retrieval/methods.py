@@ -1,0 +1,161 @@
+"""The one registry of retrieval methods: what each name means, and how to open it.
+
+Adding a method is one module plus one line here: a new embedder is a
+`DenseMethod(name, loader)`; anything else implements `contract.Method`
+(as `bm25.Bm25Method` does); a new fusion of two methods is a searcher class
+in `FUSIONS`. Everything else (ingest, status, reindex, eval, the CLI) asks
+this module and never names a method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from core.errors import QueryError
+from ingest.store import Store
+from retrieval.bm25 import Bm25Method
+from retrieval.contract import Embedder, Method, Searcher
+from retrieval.dense import DenseMethod
+from retrieval.hybrid import RrfSearcher
+
+
+def _glove(store: Store) -> Embedder:
+    from retrieval.glove import GloveEmbedder
+
+    return GloveEmbedder.packaged()
+
+
+def _glove_sif(store: Store) -> Embedder:
+    from retrieval.sif import sif_for_store
+
+    return sif_for_store(store)
+
+
+def _sbert(store: Store) -> Embedder:
+    from retrieval.sbert import SbertEmbedder
+
+    return SbertEmbedder.packaged()
+
+
+# Methods with an index of their own, in the order they are listed to users.
+INDEXED: dict[str, Callable[[], Method]] = {
+    "glove": lambda: DenseMethod("glove", _glove),
+    "glove-sif": lambda: DenseMethod("glove-sif", _glove_sif),
+    "sbert": lambda: DenseMethod("sbert", _sbert),
+    "bm25": Bm25Method,
+}
+
+
+@dataclass(frozen=True)
+class Fusion:
+    parts: tuple[str, str]  # what the bare name fuses; NAME:A+B picks any two
+    searcher: Callable[..., Searcher]  # (name, first, second) -> Searcher
+
+
+FUSIONS: dict[str, Fusion] = {
+    "hybrid": Fusion(("bm25", "sbert"), RrfSearcher),
+}
+
+NAMES = (*INDEXED, *FUSIONS)
+HELP = ", ".join(NAMES) + " (bm25+sbert), or hybrid:A+B to fuse any two"
+
+
+def parse_fusion(method: str) -> tuple[str, tuple[str, str]] | None:
+    """(fusion name, (a, b)) for "hybrid" or "hybrid:a+b"; None for a plain method."""
+    name, _, spec = method.partition(":")
+    if name not in FUSIONS:
+        return None
+    if not spec:
+        return name, FUSIONS[name].parts
+    parts = spec.split("+")
+    if len(parts) == 2 and all(parts) and parse_fusion(parts[0]) is None \
+            and parse_fusion(parts[1]) is None:
+        return name, (parts[0], parts[1])
+    raise QueryError(f"'{method}': write a {name} as {name}:A+B, e.g. {name}:bm25+sbert",
+                     param="method")
+
+
+def check_method(method: str) -> str:
+    """`method` if the registry knows it (a fusion through its parts), else QueryError
+    listing the valid names."""
+    fusion = parse_fusion(method)
+    for name in fusion[1] if fusion else (method,):
+        if name not in INDEXED:
+            raise QueryError(f"unknown method '{name}'; choose from {', '.join(NAMES)} or "
+                             "hybrid:A+B", param="method")
+    return method
+
+
+def parse_methods(value: str | Iterable[str]) -> list[str]:
+    """Validated methods from "a,b" or a list, duplicates dropped, order kept."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    methods = [check_method(m.strip()) for m in items if m.strip()]
+    if not methods:
+        raise QueryError("no method given", param="methods")
+    return list(dict.fromkeys(methods))
+
+
+def get_method(name: str) -> Method:
+    """The Method behind an indexed method name."""
+    check_method(name)
+    if name not in INDEXED:
+        raise QueryError(f"'{name}' fuses other methods and has no index of its own",
+                         param="method")
+    return INDEXED[name]()
+
+
+def index_parts(methods: Iterable[str]) -> list[str]:
+    """The indexes behind `methods`: a fusion needs its two parts, nothing of its own."""
+    out: list[str] = []
+    for m in methods:
+        fusion = parse_fusion(m)
+        out.extend(fusion[1] if fusion else (check_method(m),))
+    return list(dict.fromkeys(out))
+
+
+def get_embedder(method: str, store: Store) -> Embedder:
+    """Load the embedder of a dense method (glove-sif is fitted on the store's chunks)."""
+    found = get_method(method)
+    if not isinstance(found, DenseMethod):
+        raise QueryError(f"'{method}' is not an embedding method", param="method")
+    return found.load_embedder(store)
+
+
+def default_eval_methods(indexed: list[str]) -> list[str]:
+    """What `eval` compares on a store: every indexed method, plus each fusion whose
+    default parts are both indexed."""
+    chosen = list(indexed)
+    for name, fusion in FUSIONS.items():
+        if set(fusion.parts) <= set(indexed):
+            chosen.append(name)
+    return chosen
+
+
+def open_searcher(store: Store, method: str, embedders: dict[str, Embedder] | None = None
+                  ) -> Searcher:
+    """A Searcher for any method name: indexed, or a fusion of two."""
+    embedders = embedders or {}
+    fusion = parse_fusion(method)
+    if fusion is not None:
+        name, (a, b) = fusion
+        return FUSIONS[name].searcher(name, open_searcher(store, a, embedders),
+                                      open_searcher(store, b, embedders))
+    return get_method(method).open(store, embedders.get(method))
+
+
+# Methods that see only the words of a fixed vocabulary (reports list the rest).
+FIXED_VOCABULARY = frozenset({"glove", "glove-sif"})
+# Pairs whose disagreements a report spells out, query by query.
+CONTRASTS = (("glove", "sbert"), ("glove", "glove-sif"), ("bm25", "sbert"), ("sbert", "hybrid"))
+
+
+def unknown_words(methods: Iterable[str]) -> Callable[[str], list[str]] | None:
+    """For reports: a function listing the words of a query that a fixed-vocabulary
+    method among `methods` cannot see, or None when none has one."""
+    if FIXED_VOCABULARY & set(index_parts(methods)):
+        from retrieval.glove import GloveEmbedder, tokenize
+
+        vocab = GloveEmbedder.packaged().keyed_vectors.key_to_index
+        return lambda text: [w for w in tokenize(text) if w not in vocab]
+    return None
