@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ragmini-installed
 STORE  ?= .ragmini
 
-.PHONY: setup demo test bench bench-quick clean
+.PHONY: setup demo test bench bench-quick clean chromium serve
 
 setup: $(STAMP)
 
@@ -27,9 +27,20 @@ demo: setup
 	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3
 	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3 --method glove
 	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE)
+	$(BIN)/ragmini ask "Who won the 2022 football World Cup?" --store $(STORE)
 	$(BIN)/ragmini eval --store $(STORE)
+	@echo
+	@echo "Next: '$(BIN)/ragmini serve --store $(STORE)' and open http://127.0.0.1:8000/ (API docs at /docs)"
 
-test: setup
+serve: setup
+	$(BIN)/ragmini serve --store $(STORE) --preload
+
+# The browser tests drive Debian's Chromium: Playwright cannot download its own here.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: setup chromium
 	$(BIN)/python -m pytest
 
 bench: setup   # full run, under 10 minutes; writes bench/results.json

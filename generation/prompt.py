@@ -46,7 +46,7 @@ class Source:
     def to_dict(self) -> dict:
         """The `ask --json` source entry."""
         return {"n": self.n, "doc_id": self.doc_id, "source": self.source,
-                "chunk_id": self.chunk_id, "title": self.title}
+                "chunk_id": self.chunk_id, "title": self.title, "text": self.text}
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_store_option
-@click.option("--methods", default="glove,sbert,bm25", show_default=True,
+@click.option("--methods", default="glove,glove-sif,sbert,bm25", show_default=True,
               help="Comma-separated methods to index: " + METHOD_HELP)
 @click.option("--chunk-size", default=200, show_default=True,
               help="Chunk length in MiniLM tokens (at most 254).")
@@ -545,6 +545,51 @@ def _print_status(report, repaired: bool) -> None:
         click.echo("run `ragmini status --repair` to rebuild from stored vectors")
     elif not report.up_to_date:
         click.echo("run `ragmini ingest` (or `ragmini status --repair`) to catch up")
+
+
+@cli.command()
+@_store_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback needs --token.")
+@click.option("--port", default=8000, show_default=True)
+@click.option("--token", default=lambda: os.environ.get("RAGMINI_TOKEN"),
+              show_default="$RAGMINI_TOKEN",
+              help="Require `Authorization: Bearer TOKEN` on every /api/ request.")
+@click.option("--preload", is_flag=True, help="Load the models before the first request.")
+@click.option("--max-upload-mb", default=20.0, show_default=True, help="Largest upload a file.")
+@click.option("--cors-origin", default=None, help="Allow this browser origin (CORS is off).")
+def serve(store, host, port, token, preload, max_upload_mb, cors_origin):
+    """Serve the HTTP API and the web page for the store.
+
+    \b
+    The page is at http://HOST:PORT/, the API under /api/, its docs at /docs.
+    Example:
+      ragmini serve --preload
+      RAGMINI_TOKEN=secret ragmini serve --host 0.0.0.0
+    """
+    import ipaddress
+
+    import uvicorn
+
+    from ragmini.server.app import Settings, create_app
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not token:
+        raise RagminiError(f"refusing to serve on {host} without a token: anyone who can reach "
+                           "it could read and change the store; pass --token (or set "
+                           "RAGMINI_TOKEN), or bind 127.0.0.1")
+    _open_store(store).close()  # a missing store fails here, in one line
+    settings = Settings(Path(store), token or None, int(max_upload_mb * 2**20), cors_origin)
+    app = create_app(settings, preload=preload)
+    click.echo(f"ragmini serving {store} on http://{host}:{port}/ (API docs at /docs; "
+               "Ctrl-C stops)", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        app.state.engine.close()
 
 
 @cli.group()

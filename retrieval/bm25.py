@@ -32,7 +32,7 @@ from retrieval.contract import (
     hits_from_ids,
     passage_text,
 )
-from retrieval.index import atomic_write, fsync_dir
+from retrieval.index import LOADED, atomic_write, fsync_dir
 
 METHOD = "bm25"
 K1, B = 1.5, 0.75
@@ -185,7 +185,8 @@ class Bm25Searcher:
             self.ids = np.load(folder / "chunk_ids.npy")
             if hashlib.sha256(self.ids.astype(np.int64).tobytes()).hexdigest() != params.ids_sha256:
                 raise ValueError("chunk id checksum mismatch")
-            self.bm25 = bm25s.BM25.load(str(folder), show_progress=False) if len(self.ids) else None
+            self.bm25 = LOADED.get((str(folder), params.ids_sha256), lambda: bm25s.BM25.load(
+                str(folder), show_progress=False)) if len(self.ids) else None
         except (OSError, ValueError) as exc:
             raise IndexStale(
                 f"the 'bm25' index in {folder} is damaged ({exc}); run `ragmini status --repair`"

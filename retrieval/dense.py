@@ -172,7 +172,7 @@ class DenseSearcher:
         self.method = name
         self.behind = store.generation - params.store_generation
         self.params = params
-        self.index = load_index(store.index_dir, params)
+        self.index = load_index(store.index_dir, params, cached=True)
         self.embedder = embedder or method.load_embedder(store)
         if (getattr(self.embedder, "model", None), getattr(self.embedder, "dim", None)) != (
                 params.model, params.dim):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.cache import Memo
 from core.errors import IndexStale
 
 INDEX_TYPES = ("flat", "hnsw", "ivf-pq", "sq8")
@@ -174,8 +175,19 @@ def read_params(directory: Path, method: str) -> IndexParams | None:
         ) from exc
 
 
-def load_index(directory: Path, params: IndexParams, verify: bool = True):
-    """Read the FAISS file named by `params`, checking its checksum."""
+# Loaded index files by (path, checksum): a file name is never reused for other
+# content, so a searcher opened again (each request of the server) reads nothing.
+LOADED = Memo(size=8)
+
+
+def load_index(directory: Path, params: IndexParams, verify: bool = True,
+               cached: bool = False):
+    """Read the FAISS file named by `params`, checking its checksum. With `cached`,
+    an index already loaded by this process is shared (FAISS searches are
+    thread-safe); status checks leave it off, to read what is on disk."""
+    if cached:
+        return LOADED.get((str(directory / params.file), params.sha256),
+                          lambda: load_index(directory, params, verify))
     import faiss
 
     path = directory / params.file

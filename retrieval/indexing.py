@@ -102,14 +102,23 @@ def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
         return IngestResult(report, indexed, store.count("documents"), store.count("chunks"))
 
 
-def remove_and_index(store: Store, paths: list[Path]) -> list[str]:
-    """Remove the documents of `paths` (files or folders, which need not exist) and
-    rebuild the indexes from stored vectors; the removed sources. No model loads."""
+def remove_and_index(store: Store, paths: list[Path] = (), sources: list[str] = ()
+                     ) -> list[str]:
+    """Remove the documents of `paths` (files or folders, which need not exist), or the
+    given `sources`, and rebuild the indexes from stored vectors; the removed sources.
+    No model loads."""
     from ingest.pipeline import remove_paths
 
     with store.writer_lock():
-        removed = remove_paths(store, list(paths))
+        if sources:
+            live = set(store.documents())
+            removed = [s for s in sources if s in live]
+            if removed:
+                store.replace_documents([], remove_sources=removed)
+        else:
+            removed = remove_paths(store, list(paths))
         if not removed:
-            raise RagminiError(f"no stored document comes from {', '.join(map(str, paths))}")
+            what = ", ".join(map(str, sources or paths))
+            raise RagminiError(f"no stored document comes from {what}")
         update_indexes(store, progress=False)
     return removed

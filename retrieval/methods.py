@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from core.cache import Memo
 from core.errors import QueryError
 from ingest.store import Store
 from retrieval.bm25 import Bm25Method
@@ -20,22 +21,27 @@ from retrieval.dense import DenseMethod
 from retrieval.hybrid import RrfSearcher
 
 
+# Loaded models, shared by every store of the process (a server, a notebook).
+MODELS = Memo(size=8)
+
+
 def _glove(store: Store) -> Embedder:
     from retrieval.glove import GloveEmbedder
 
-    return GloveEmbedder.packaged()
+    return MODELS.get("glove", GloveEmbedder.packaged)
 
 
 def _glove_sif(store: Store) -> Embedder:
     from retrieval.sif import sif_for_store
 
-    return sif_for_store(store)
+    # The component is fitted on (and frozen in) each store; the word vectors are shared.
+    return sif_for_store(store, _glove(store).keyed_vectors)
 
 
 def _sbert(store: Store) -> Embedder:
     from retrieval.sbert import SbertEmbedder
 
-    return SbertEmbedder.packaged()
+    return MODELS.get("sbert", SbertEmbedder.packaged)
 
 
 # Methods with an index of their own, in the order they are listed to users.

@@ -70,11 +70,12 @@ def fit_component(embedder: SifEmbedder, texts: list[str]) -> np.ndarray:
     return vt[0].astype(np.float32)
 
 
-def sif_for_store(store) -> SifEmbedder:
-    """The store's SIF embedder: its frozen component, fitted now if it has none."""
+def sif_for_store(store, keyed_vectors=None) -> SifEmbedder:
+    """The store's SIF embedder: its frozen component, fitted now if it has none.
+    `keyed_vectors`: GloVe's, if already loaded."""
     from retrieval.contract import passage_text
 
-    kv = load_packaged_keyed_vectors()
+    kv = keyed_vectors if keyed_vectors is not None else load_packaged_keyed_vectors()
     raw = store.get_meta(META_KEY)
     if raw is not None:
         return SifEmbedder(kv, np.array(json.loads(raw), dtype=np.float32))
