@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.errors import IndexStale, QueryError
+from core.errors import IndexStale
 from generation.abstain import decide, evidence
 from generation.answer import ABSTAIN_TEXT, Answer, Sampling, answer
 from generation.models import ExtractiveGenerator, Generator
@@ -20,9 +20,9 @@ from ingest.store import Store
 from retrieval.contract import Embedder, check_queries, search_one
 from retrieval.methods import check_method, get_embedder, open_searcher
 
-# The abstention model was calibrated on these two rankings, whatever method
-# ranks the sources.
-EVIDENCE_DENSE, EVIDENCE_LEXICAL = "sbert", "bm25"
+# The abstention model was calibrated on MiniLM's ranking, whatever method ranks
+# the sources.
+EVIDENCE_DENSE = "sbert"
 EVIDENCE_DEPTH = 10
 ENCODER = "sbert"  # scores support and picks extractive sentences
 
@@ -78,23 +78,16 @@ def ask(store: Store, question: str, generator: Generator | ExtractiveGenerator,
 
 
 def _decide(store: Store, question: str, embedders: dict):
-    """The abstention decision, or None (and why) when its rankings are missing."""
+    """The abstention decision, or None (and why) when its ranking is missing."""
     try:
         dense = search_one(open_searcher(store, EVIDENCE_DENSE, embedders), question,
                            EVIDENCE_DEPTH)
     except IndexStale:
-        return None, (f"abstention is off: it needs the {EVIDENCE_DENSE} index "
-                      f"(ingest with --methods {EVIDENCE_DENSE},{EVIDENCE_LEXICAL})")
-    try:
-        lexical = search_one(open_searcher(store, EVIDENCE_LEXICAL, embedders), question,
-                             EVIDENCE_DEPTH)
-        note = None
-    except QueryError:  # no question word occurs in the corpus: no lexical support at all
-        lexical, note = [], None
-    except IndexStale:
-        lexical, note = None, (f"abstention uses no {EVIDENCE_LEXICAL} index (ingest with "
-                               f"--methods {EVIDENCE_LEXICAL} for a better decision)")
-    return decide(evidence(question, dense, lexical, embedders[ENCODER].embed)), note
+        return None, (f"abstention is off: it reads the {EVIDENCE_DENSE} index "
+                      f"(ingest with --methods {EVIDENCE_DENSE})")
+    # BM25's ranking is not read: measured, it added nothing to these features
+    # (bench/calibrate_abstain.py reports the candidates).
+    return decide(evidence(question, dense, None, embedders[ENCODER].embed)), None
 
 
 def _with(result: Answer, notes: list[str], decision) -> Answer:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CORPUS
-from tests.server_util import running_server
+from ragmini.server.process import running_server
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"

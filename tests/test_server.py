@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import CORPUS, REPO
-from tests.server_util import running_server
+from ragmini.server.process import running_server
 
 pytestmark = pytest.mark.slow
 # Generous: the first request of a fresh server loads MiniLM on a busy 2-core machine.

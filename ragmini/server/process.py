@@ -1,4 +1,4 @@
-"""Start and stop a real `ragmini serve` process on a free loopback port."""
+"""Start and stop a real `ragmini serve` process on a free loopback port (tests, bench)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -28,7 +26,7 @@ def running_server(store: Path, *args: str, env: dict | None = None, timeout: fl
     port = free_port()
     cmd = [sys.executable, "-m", "ragmini.cli", "serve", "--store", str(store), "--port",
            str(port), *args]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})}, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
