@@ -10,8 +10,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import re
-import resource
 import shutil
 import statistics
 import subprocess

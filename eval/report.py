@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.harness import EvalResult, disagreements, format_table
+from eval.harness import EvalResult, disagreements
 from eval.queries import QuerySet
 
 CURVE_KS = (1, 2, 3, 5, 10, 20, 50, 100)

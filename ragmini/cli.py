@@ -12,30 +12,20 @@ import sys
 from pathlib import Path
 
 import click
-from click_default_group import DefaultGroup
 
 from core.errors import RagminiError
 from ragmini import __version__
 from ragmini.clitools import emit as _emit
 from ragmini.clitools import json_option as _json_option
+from ragmini.clitools import open_store as _open_store
+from ragmini.clitools import store_option as _store_option
 
-DEFAULT_STORE = ".ragmini"
 METHOD_HELP = "glove, glove-sif, sbert, bm25, hybrid (bm25+sbert) or hybrid:A+B."
 # Library messages name parameters; a user of the CLI reads its flags.
 FLAGS = {"k": "-k", "temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
          "max_new_tokens": "--max-new-tokens", "no_repeat_ngram": "--no-repeat-ngram",
          "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "queries": "--queries",
          "methods": "--methods"}
-
-
-def _store_option(f):
-    return click.option(
-        "--store",
-        type=click.Path(path_type=Path),
-        default=lambda: os.environ.get("RAGMINI_STORE", DEFAULT_STORE),
-        show_default="$RAGMINI_STORE or .ragmini",
-        help="Store folder (SQLite + FAISS indexes).",
-    )(f)
 
 
 def _flagged(exc: RagminiError) -> str:
@@ -50,12 +40,6 @@ def _flagged(exc: RagminiError) -> str:
     if "_" in exc.param:  # unambiguous anywhere in the text
         message = re.sub(rf"\b{exc.param}\b", flag, message)
     return message
-
-
-def _open_store(path: Path, create: bool = False):
-    from ingest.store import Store
-
-    return Store.open(path, create=create)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -278,171 +262,6 @@ def _print_answer(result) -> None:
         click.echo(f"  [{s.n}] {s.doc_id} - {s.title}{mark}")
 
 
-@cli.group("eval", cls=DefaultGroup, default="run", default_if_no_args=True)
-def eval_group() -> None:
-    """Compare retrieval methods on labelled queries (`eval run`, the default), compare
-    answers (`eval answers`), and list past runs (`eval history`)."""
-
-
-@eval_group.command("run")
-@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv); its corpus "
-                   "gets a cached store of its own.")
-@click.option("--split", default="test", show_default=True, help="qrels split, with --dataset.")
-@click.option("--queries", "queries_path", type=click.Path(path_type=Path), default=None,
-              help="Labelled queries (jsonl) for the store. Default: corpus/queries.jsonl.")
-@click.option("-k", "ks", default=None,
-              help="Cut-offs for recall@k and precision@k. Default 1,3,5,10 (and 20,100 with "
-                   "--dataset, where the corpus is large enough).")
-@click.option("--methods", default=None,
-              help="Comma-separated methods. Default: every method indexed in the store, plus "
-                   "hybrid; with --dataset, glove,glove-sif,sbert,bm25,hybrid.")
-@click.option("--chunk-size", default="200", show_default=True,
-              help="With --dataset: one or several sizes to sweep, e.g. 150,200,250.")
-@click.option("--overlap", default="30", show_default=True, help="With --dataset: one or several.")
-@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
-              help="Write report.md, metrics.json, TREC run files and recall_at_k.png here.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap and the "
-              "randomization test.")
-@click.option("--resamples", default=10_000, show_default=True)
-@click.option("--no-progress", is_flag=True)
-@_store_option
-@_json_option
-def eval_cmd(dataset, split, queries_path, ks, methods, chunk_size, overlap, report_dir, seed,
-             resamples, no_progress, store, as_json):
-    """Recall@k, precision@k, MRR@10, nDCG@10 and MAP per method, document level, with
-    paired significance tests between every two methods.
-
-    A document ranks at its best chunk. Without --dataset, the store's corpus is
-    scored with --queries (the default set is written for corpus/docs).
-
-    \b
-    Examples:
-      ragmini eval
-      ragmini eval --dataset ~/beir/scifact --report out/scifact
-      ragmini eval --dataset manpages --split dev --chunk-size 150,200,250 --methods bm25,sbert
-    """
-    from eval import runs as eval_runs
-
-    cutoffs = eval_runs.parse_cutoffs(ks) if ks else None
-    chosen = methods.split(",") if methods else None
-    if dataset:
-        results = eval_runs.evaluate_dataset(
-            dataset, split, cutoffs, chosen, eval_runs.parse_ints(chunk_size, "chunk_size"),
-            eval_runs.parse_ints(overlap, "overlap"), seed, resamples,
-            progress=not no_progress and not as_json)
-    else:
-        if chunk_size != "200" or overlap != "30":
-            raise RagminiError("--chunk-size and --overlap sweeps need --dataset (a store keeps "
-                               "the chunking it was ingested with)")
-        results = [eval_runs.evaluate_store(store, queries_path, cutoffs, chosen, seed,
-                                            resamples)]
-    for run in results:
-        for note in run.notes:
-            click.echo(note, err=True)
-    if report_dir:
-        eval_runs.write_reports(results, report_dir)
-    if as_json:
-        dicts = [r.result.to_dict() for r in results]
-        _emit(dicts[0] if len(dicts) == 1 else {"settings": dicts})
-        return
-    from eval.harness import format_table
-
-    for run in results:
-        result = run.result
-        chunking = result.chunking or {}
-        where = f"{result.dataset} ({result.split})" if result.split else result.dataset
-        click.echo(f"{where}, chunks {chunking.get('size')}/{chunking.get('overlap')}:")
-        click.echo(format_table(result))
-        click.echo("")
-    if report_dir:
-        click.echo(f"report written to {report_dir}")
-
-
-@eval_group.command("answers")
-@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="A BEIR folder with answers.jsonl (e.g. from `ragmini datasets build faq`); "
-                   "its corpus gets a cached store of its own.")
-@click.option("--answers", "answers_path", type=click.Path(path_type=Path), default=None,
-              help="Without --dataset: questions with reference answers over the store "
-                   "(jsonl of id, text, relevant, answer). Default: corpus/answers.jsonl.")
-@click.option("--generators", default="extractive,smollm2", show_default=True,
-              help="Comma-separated generators to compare.")
-@click.option("--split", default="test", show_default=True,
-              help="dev, test or all (dev is for calibration, test for reporting).")
-@click.option("--limit", type=int, default=None, help="Only the first N questions (file order).")
-@click.option("-k", "k", default=3, show_default=True, help="Chunks given to the generator.")
-@click.option("--strict/--no-strict", default=False, show_default=True,
-              help="As `ask --strict`: drop unsupported sentences.")
-@click.option("--abstain/--no-abstain", default=True, show_default=True,
-              help="As `ask`: abstain when the documents do not answer.")
-@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
-              help="Write report.md (with the least supported sentences) and metrics.json here.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--resamples", default=10_000, show_default=True)
-@click.option("--no-progress", is_flag=True)
-@_store_option
-@_json_option
-def eval_answers(dataset, answers_path, generators, split, limit, k, strict, abstain, report_dir,
-                 seed, resamples, no_progress, store, as_json):
-    """Answer quality per generator: abstention, citations, support, closeness to the
-    reference answers, with paired significance tests between generators.
-
-    \b
-    Examples:
-      ragmini eval answers
-      ragmini datasets build faq --out data/faq
-      ragmini eval answers --dataset data/faq --generators extractive,smollm2 --strict
-    """
-    from eval.answers import format_answer_table, write_answer_report
-    from eval.runs import evaluate_answer_run
-
-    result = evaluate_answer_run(store_path=store, dataset=dataset, answers_path=answers_path,
-                                 generators=generators.split(","), split=split, limit=limit,
-                                 k=k, strict=strict, abstain=abstain, seed=seed,
-                                 resamples=resamples, progress=not no_progress and not as_json)
-    if report_dir:
-        write_answer_report(result, report_dir)
-    if as_json:
-        _emit(result.to_dict())
-        return
-    click.echo(f"{result.dataset} ({result.split}):")
-    click.echo(format_answer_table(result))
-    if report_dir:
-        click.echo(f"report written to {report_dir}")
-
-
-@eval_group.command("history")
-@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Show the runs recorded in this BEIR dataset's store instead.")
-@click.option("--chunk-size", default=200, show_default=True)
-@click.option("--overlap", default=30, show_default=True)
-@click.option("-n", "limit", default=20, show_default=True)
-@_store_option
-@_json_option
-def eval_history(dataset, chunk_size, overlap, limit, store, as_json):
-    """Past evaluation runs recorded in the store, newest first."""
-    from eval.history import list_runs
-
-    if dataset:
-        from eval.beir import dataset_store_dir
-
-        store = dataset_store_dir(dataset, chunk_size, overlap)
-    with _open_store(store) as st:
-        runs = list_runs(st, limit)
-    if as_json:
-        _emit({"runs": runs})
-        return
-    if not runs:
-        click.echo("no evaluation recorded in this store yet; run `ragmini eval`")
-        return
-    for r in runs:
-        head = ", ".join(f"{m} R@10 {v.get('recall@10', float('nan')):.3f} "
-                         f"MRR {v.get('mrr@10', float('nan')):.3f}" for m, v in r["metrics"].items())
-        click.echo(f"#{r['id']} {r['ran_at']} {r['dataset']} {r['split']} gen {r['store_generation']} "
-                   f"chunks {r['chunking'].get('size')}/{r['chunking'].get('overlap')} "
-                   f"({r['n_queries']} q): {head}")
-
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_store_option
@@ -645,13 +464,15 @@ def datasets_build(name, out, packages, no_update, work, no_progress, as_json):
                f"{meta['queries_verbatim_in_page']} queries occur verbatim in their page) -> {out}")
 
 
-def _register_explore() -> None:
+def _register_groups() -> None:
+    from ragmini.eval_cli import eval_group
     from ragmini.explore_cli import explore
 
+    cli.add_command(eval_group)
     cli.add_command(explore)
 
 
-_register_explore()
+_register_groups()
 
 
 def main(argv: list[str] | None = None) -> None:

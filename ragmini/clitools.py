@@ -1,10 +1,14 @@
-"""Small pieces every ragmini command shares: JSON output and the --json flag."""
+"""Small pieces every ragmini command shares: JSON output, --json and --store."""
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import click
+
+DEFAULT_STORE = ".ragmini"
 
 
 def emit(obj: dict) -> None:
@@ -14,3 +18,19 @@ def emit(obj: dict) -> None:
 
 def json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(f)
+
+
+def store_option(f):
+    return click.option(
+        "--store",
+        type=click.Path(path_type=Path),
+        default=lambda: os.environ.get("RAGMINI_STORE", DEFAULT_STORE),
+        show_default="$RAGMINI_STORE or .ragmini",
+        help="Store folder (SQLite + FAISS indexes).",
+    )(f)
+
+
+def open_store(path: Path, create: bool = False):
+    from ingest.store import Store
+
+    return Store.open(path, create=create)

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from ingest.load import Document
-from ingest.pipeline import ingest_paths
 from ingest.store import Store
 from retrieval.index import read_params
 from retrieval.indexing import update_indexes

@@ -11,6 +11,7 @@ seen on the next request, and a search sees one whole generation. Writes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import os
@@ -120,13 +121,21 @@ class Engine:
         self.settings = settings
         self._generators: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
         self.jobs: dict[str, EvalJob] = {}
         self.jobs_dir = Path(tempfile.mkdtemp(prefix="ragmini-serve-"))
 
-    def open_store(self, create: bool = False):
+    @contextlib.contextmanager
+    def open_store(self):
+        """This thread's connection to the store, opened on first use and kept: each
+        read sees the latest commit (WAL, autocommit reads), and opening costs
+        half a millisecond a request otherwise."""
         from ingest.store import Store
 
-        return Store.open(self.settings.store, create=create)
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store.open(self.settings.store)
+        yield store
 
     def generator(self, name: str):
         from generation.models import load_generator
@@ -153,6 +162,33 @@ class Engine:
 
 # -- the app -------------------------------------------------------------------
 
+class Guard:
+    """Body size cap and the bearer token, before any route runs. Plain ASGI: a
+    BaseHTTPMiddleware costs about a millisecond a request."""
+
+    def __init__(self, app, settings: Settings):
+        self.app, self.settings = app, settings
+        self.expected = f"Bearer {settings.token}".encode() if settings.token else None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        headers = dict(scope["headers"])
+        # JSON bodies are small; an upload may carry up to 8 files at the limit.
+        cap = (self.settings.max_upload_bytes * 8 + 2**20 if path == "/api/documents"
+               else 2**20)
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > cap:
+            return await _error(413, "too_large", f"the request body is over "
+                                                  f"{cap / 2**20:g} MB")(scope, receive, send)
+        if self.expected and path.startswith("/api/") and not hmac.compare_digest(
+                headers.get(b"authorization", b""), self.expected):
+            return await _error(401, "unauthorized", "this server needs `Authorization: "
+                                                     "Bearer <token>`")(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings, preload: bool = False) -> FastAPI:
     engine = Engine(settings)
     app = FastAPI(title="ragmini", version=_version(), docs_url=None, redoc_url=None,
@@ -168,25 +204,7 @@ def create_app(settings: Settings, preload: bool = False) -> FastAPI:
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
 
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next):
-        # Before the body is read: JSON bodies are small, uploads up to 8 files at the limit.
-        cap = (settings.max_upload_bytes * 8 + 2**20 if request.url.path == "/api/documents"
-               else 2**20)
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > cap:
-            return _error(413, "too_large", f"the request body is over {cap / 2**20:g} MB")
-        return await call_next(request)
-
-    @app.middleware("http")
-    async def bearer_token(request: Request, call_next):
-        if settings.token and request.url.path.startswith("/api/"):
-            given = request.headers.get("authorization", "")
-            expected = f"Bearer {settings.token}"
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                return _error(401, "unauthorized",
-                              "this server needs `Authorization: Bearer <token>`")
-        return await call_next(request)
+    app.add_middleware(Guard, settings=settings)
 
     @app.exception_handler(RagminiError)
     async def ragmini_error(request: Request, exc: RagminiError):
