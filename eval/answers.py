@@ -258,7 +258,7 @@ def answer_questions(store, questions: Sequence[Question], generator, encoder, *
                   leave=False):
         started = time.perf_counter()
         done = ask(store, q.text, generator, k=k, sampling=sampling or Sampling(), strict=strict,
-                   abstain=abstain, embedders={"sbert": encoder})
+                   abstain=abstain, embedders={encoder.name: encoder})
         latency = (time.perf_counter() - started) * 1000
         a = done.answer
         similarity = f1 = None

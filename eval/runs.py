@@ -18,7 +18,14 @@ from eval.stats import DEFAULT_RESAMPLES
 from ingest.chunk import ChunkConfig
 from ingest.store import Store
 from retrieval.indexing import ingest_and_index
-from retrieval.methods import NAMES, default_eval_methods, parse_methods, unknown_words
+from retrieval.methods import (
+    DEFAULT_METHOD,
+    ENCODER,
+    NAMES,
+    default_eval_methods,
+    parse_methods,
+    unknown_words,
+)
 
 STORE_KS = (1, 3, 5, 10)
 DATASET_KS = (1, 3, 5, 10, 20, 100)  # cut at the corpus size
@@ -65,7 +72,7 @@ def evaluate_store(store_path: Path, queries_path: Path | None = None,
     query_set = load_queries(queries_path or default_queries())
     with Store.open(store_path) as store:
         chosen = (parse_methods(methods) if methods
-                  else default_eval_methods(store.methods() or ["sbert"]))
+                  else default_eval_methods(store.methods() or [DEFAULT_METHOD]))
         result = evaluate_methods(store, query_set, chosen, ks=tuple(ks or STORE_KS), full=True,
                                   seed=seed, resamples=resamples,
                                   dataset=str(queries_path or DEFAULT_QUERIES))
@@ -139,7 +146,6 @@ def evaluate_answer_run(*, store_path: Path | None = None, dataset: Path | None 
         load_question_file,
     )
     from generation.models import load_generator
-    from retrieval.methods import get_embedder
 
     if limit is not None and limit < 1:
         raise RagminiError("limit must be at least 1", param="limit")
@@ -150,7 +156,7 @@ def evaluate_answer_run(*, store_path: Path | None = None, dataset: Path | None 
         questions = load_qa_dataset(dataset, split)
         config = ChunkConfig()
         store = Store.open(dataset_store_dir(dataset, config.size, config.overlap), create=True)
-        ingest_and_index(store, [Path(dataset) / "corpus.jsonl"], ["sbert", "bm25"],
+        ingest_and_index(store, [Path(dataset) / "corpus.jsonl"], [ENCODER],
                          config=config, progress=progress)
         label = Path(dataset).name
     else:
@@ -160,7 +166,9 @@ def evaluate_answer_run(*, store_path: Path | None = None, dataset: Path | None 
         label = str(answers_path or DEFAULT_ANSWERS)
     with store:
         loaded = {n: load_generator(n) for n in names}
-        encoder = get_embedder("sbert", store)
+        from retrieval.methods import get_embedder
+
+        encoder = get_embedder(ENCODER, store)
         return evaluate_answers(store, questions[:limit] if limit else questions, loaded,
                                 encoder, dataset=label, split=split, k=k, strict=strict,
                                 abstain=abstain, seed=seed, resamples=resamples,

@@ -18,13 +18,9 @@ from generation.models import ExtractiveGenerator, Generator
 from generation.prompt import Source
 from ingest.store import Store
 from retrieval.contract import Embedder, check_queries, search_one
-from retrieval.methods import check_method, get_embedder, open_searcher
+from retrieval.methods import DEFAULT_METHOD, ENCODER, check_method, get_embedder, open_searcher
 
-# The abstention model was calibrated on MiniLM's ranking, whatever method ranks
-# the sources.
-EVIDENCE_DENSE = "sbert"
 EVIDENCE_DEPTH = 10
-ENCODER = "sbert"  # scores support and picks extractive sentences
 
 
 @dataclass
@@ -38,7 +34,7 @@ class AskResult:
 
 
 def ask(store: Store, question: str, generator: Generator | ExtractiveGenerator, *,
-        method: str = "sbert", k: int = 3, sampling: Sampling = Sampling(),
+        method: str = DEFAULT_METHOD, k: int = 3, sampling: Sampling = Sampling(),
         strict: bool = False, abstain: bool = True,
         embedders: dict[str, Embedder] | None = None,
         on_text: Callable[[str], None] | None = None) -> AskResult:
@@ -80,11 +76,13 @@ def ask(store: Store, question: str, generator: Generator | ExtractiveGenerator,
 def _decide(store: Store, question: str, embedders: dict):
     """The abstention decision, or None (and why) when its ranking is missing."""
     try:
-        dense = search_one(open_searcher(store, EVIDENCE_DENSE, embedders), question,
+        # The abstention model was calibrated on the encoder's ranking, whatever
+        # method ranks the sources.
+        dense = search_one(open_searcher(store, ENCODER, embedders), question,
                            EVIDENCE_DEPTH)
     except IndexStale:
-        return None, (f"abstention is off: it reads the {EVIDENCE_DENSE} index "
-                      f"(ingest with --methods {EVIDENCE_DENSE})")
+        return None, (f"abstention is off: it reads the {ENCODER} index "
+                      f"(ingest with --methods {ENCODER})")
     # BM25's ranking is not read: measured, it added nothing to these features
     # (bench/calibrate_abstain.py reports the candidates).
     return decide(evidence(question, dense, None, embedders[ENCODER].embed)), None

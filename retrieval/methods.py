@@ -64,6 +64,10 @@ FUSIONS: dict[str, Fusion] = {
 }
 
 NAMES = (*INDEXED, *FUSIONS)
+DEFAULT_METHOD = "sbert"  # what search and ask rank by unless told otherwise
+# The sentence encoder that judges answers: support scores, extractive picks and the
+# abstention model (calibrated on its scores) all read it.
+ENCODER = "sbert"
 HELP = ", ".join(NAMES) + " (bm25+sbert), or hybrid:A+B to fuse any two"
 
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import IndexStale, ModelUnavailable, QueryError, RagminiError, StoreError
+from retrieval.methods import DEFAULT_METHOD, INDEXED, NAMES
 
 STATIC = Path(__file__).with_name("static")
 MAX_QUERY_CHARS = 2000
@@ -67,15 +68,14 @@ Text = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
 
 class CompareBody(BaseModel):
     q: Text
-    methods: list[str] = Field(default_factory=lambda: ["glove", "glove-sif", "sbert", "bm25",
-                                                         "hybrid"], min_length=1, max_length=8)
+    methods: list[str] = Field(default_factory=lambda: list(NAMES), min_length=1, max_length=8)
     k: int = Field(10, ge=1, le=MAX_K)
 
 
 class AskBody(BaseModel):
     question: Text
     generator: str = Field("distilgpt2", max_length=200)
-    method: str = Field("sbert", max_length=100)
+    method: str = Field(DEFAULT_METHOD, max_length=100)
     k: int = Field(3, ge=1, le=20)
     temperature: float = Field(0.0, ge=0.0, le=5.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -299,7 +299,7 @@ def _routes(app: FastAPI, engine: Engine) -> None:  # noqa: C901 (one route each
 
     @app.get("/api/search", tags=["search"])
     def search(q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)],
-               method: Annotated[str, Query(max_length=100)] = "sbert",
+               method: Annotated[str, Query(max_length=100)] = DEFAULT_METHOD,
                k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> dict:
         """The `search --json` body: the top-k chunks of one method."""
         _check_query(q, k)
@@ -479,7 +479,7 @@ def _upload(engine: Engine, files: list[UploadFile]) -> dict:
             saved.append((f.filename, target))
         if saved:
             done = ingest_and_index(store, [t for _, t in saved], store.methods() or
-                                    ["glove", "sbert", "bm25"], progress=False,
+                                    list(INDEXED), progress=False,
                                     require_documents=False)
             skipped = {str(Path(s.path).resolve()): s.reason for s in done.report.skipped}
             for original, target in saved:
