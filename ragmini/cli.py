@@ -114,7 +114,7 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, prune, max_fi
                f"{report.unchanged} unchanged; {embedded} chunks embedded")
     for r in indexed:
         empty = f", {r.empty} chunks with no known word left out" if r.empty else ""
-        click.echo(f"  {r.method:<6} {r.n_vectors} vectors in {r.seconds:.1f}s{empty}")
+        click.echo(f"  {r.method:<9} {r.n_vectors} vectors in {r.seconds:.1f}s{empty}")
     click.echo(f"store {store}: {totals['documents']} documents, {totals['chunks']} chunks "
                f"({elapsed:.1f}s)")
 
