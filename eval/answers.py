@@ -338,7 +338,8 @@ def write_answer_report(result: AnswerEvalResult, directory: Path, worst: int = 
     lines = [f"# Answer evaluation: {result.dataset} ({result.split})", "", "```",
              format_answer_table(result), "```", ""]
     for name, results in result.per_question.items():
-        flagged = sorted((u["score"], r.qid, u) for r in results for u in r.unsupported)
+        flagged = sorted(((u["score"], r.qid, u) for r in results for u in r.unsupported),
+                         key=lambda item: (item[0], item[1]))
         if not flagged:
             continue
         lines += [f"## {name}: the least supported sentences", "",

@@ -134,7 +134,7 @@ DEFAULT_ANSWERS = "corpus/answers.jsonl"
 def evaluate_answer_run(*, store_path: Path | None = None, dataset: Path | None = None,
                         answers_path: Path | None = None, generators: Sequence[str] = (),
                         split: str = "test", limit: int | None = None, k: int = 3,
-                        strict: bool = False, abstain: bool = True, seed: int = 0,
+                        strict: bool = True, abstain: bool = True, seed: int = 0,
                         resamples: int = DEFAULT_RESAMPLES, progress: bool = True):
     """`eval answers`: generators on a question set, over a BEIR dataset's cached store
     (`dataset`) or over `store_path` with our question file (default

@@ -35,7 +35,7 @@ class AskResult:
 
 def ask(store: Store, question: str, generator: Generator | ExtractiveGenerator, *,
         method: str = DEFAULT_METHOD, k: int = 3, sampling: Sampling = Sampling(),
-        strict: bool = False, abstain: bool = True,
+        strict: bool = True, abstain: bool = True,
         embedders: dict[str, Embedder] | None = None,
         on_text: Callable[[str], None] | None = None) -> AskResult:
     """Answer `question` from the store's top-`k` chunks by `method`.

@@ -181,9 +181,10 @@ def _snippet(text: str, width: int = 160) -> str:
               help="Let a missing --generator be fetched from the Hugging Face hub once.")
 @click.option("--no-fallback", is_flag=True,
               help="Fail if --generator is unavailable instead of using the packaged SmolLM2.")
-@click.option("--strict/--no-strict", default=False, show_default=True,
+@click.option("--strict/--no-strict", default=True, show_default=True,
               help="Drop sentences the sources do not support; if none is left, answer "
-                   "extractively.")
+                   "extractively. --no-strict shows the generator's text with each "
+                   "unsupported sentence marked.")
 @click.option("--abstain/--no-abstain", default=True, show_default=True,
               help="Say so, instead of answering, when the documents do not hold an answer.")
 @_store_option

@@ -108,7 +108,7 @@ def eval_cmd(dataset, split, queries_path, ks, methods, chunk_size, overlap, rep
               help="dev, test or all (dev is for calibration, test for reporting).")
 @click.option("--limit", type=int, default=None, help="Only the first N questions (file order).")
 @click.option("-k", "k", default=3, show_default=True, help="Chunks given to the generator.")
-@click.option("--strict/--no-strict", default=False, show_default=True,
+@click.option("--strict/--no-strict", default=True, show_default=True,
               help="As `ask --strict`: drop unsupported sentences.")
 @click.option("--abstain/--no-abstain", default=True, show_default=True,
               help="As `ask`: abstain when the documents do not answer.")

@@ -83,7 +83,7 @@ class AskBody(BaseModel):
     max_new_tokens: int = Field(128, ge=1, le=512)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     no_repeat_ngram: int = Field(3, ge=0, le=10)
-    strict: bool = False
+    strict: bool = True
     abstain: bool = True
 
 
