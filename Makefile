@@ -26,6 +26,7 @@ demo: setup
 	$(BIN)/ragmini ingest corpus/docs --store $(STORE)
 	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3
 	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3 --method glove
+	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE) --no-strict
 	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE)
 	$(BIN)/ragmini ask "Who won the 2022 football World Cup?" --store $(STORE)
 	$(BIN)/ragmini eval --store $(STORE)
