@@ -21,8 +21,8 @@ from retrieval.indexing import ingest_and_index
 from retrieval.methods import (
     DEFAULT_METHOD,
     ENCODER,
-    NAMES,
     default_eval_methods,
+    names,
     parse_methods,
     unknown_words,
 )
@@ -91,7 +91,7 @@ def evaluate_dataset(dataset: Path, split: str = "test", ks: Sequence[int] | Non
     from eval.beir import dataset_store_dir, load_beir
 
     query_set = load_beir(dataset, split)
-    chosen = parse_methods(methods or NAMES)
+    chosen = parse_methods(methods or names())
     oov = unknown_words(chosen)
     runs = []
     for size, overlap in itertools.product(chunk_sizes, overlaps):

@@ -20,11 +20,10 @@ from retrieval.indexing import (
     update_index,
     update_indexes,
 )
-from retrieval.methods import NAMES, get_embedder, get_method, open_searcher, parse_methods
+from retrieval.methods import get_embedder, get_method, names, open_searcher, parse_methods
 from retrieval.status import StoreStatus, check_store, repair
 
 __all__ = [
-    "NAMES",
     "Embedder",
     "Hit",
     "IngestResult",
@@ -37,6 +36,7 @@ __all__ = [
     "get_embedder",
     "get_method",
     "ingest_and_index",
+    "names",
     "l2_normalize",
     "open_searcher",
     "parse_methods",

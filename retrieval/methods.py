@@ -63,12 +63,16 @@ FUSIONS: dict[str, Fusion] = {
     "hybrid": Fusion(("bm25", "sbert"), RrfSearcher),
 }
 
-NAMES = (*INDEXED, *FUSIONS)
+def names() -> tuple[str, ...]:
+    """Every method name, indexed ones first (read at call time: the registry may grow)."""
+    return (*INDEXED, *FUSIONS)
+
+
 DEFAULT_METHOD = "sbert"  # what search and ask rank by unless told otherwise
 # The sentence encoder that judges answers: support scores, extractive picks and the
 # abstention model (calibrated on its scores) all read it.
 ENCODER = "sbert"
-HELP = ", ".join(NAMES) + " (bm25+sbert), or hybrid:A+B to fuse any two"
+HELP = ", ".join(names()) + " (bm25+sbert), or hybrid:A+B to fuse any two"
 
 
 def parse_fusion(method: str) -> tuple[str, tuple[str, str]] | None:
@@ -92,7 +96,7 @@ def check_method(method: str) -> str:
     fusion = parse_fusion(method)
     for name in fusion[1] if fusion else (method,):
         if name not in INDEXED:
-            raise QueryError(f"unknown method '{name}'; choose from {', '.join(NAMES)} or "
+            raise QueryError(f"unknown method '{name}'; choose from {', '.join(names())} or "
                              "hybrid:A+B", param="method")
     return method
 

@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import IndexStale, ModelUnavailable, QueryError, RagminiError, StoreError
-from retrieval.methods import DEFAULT_METHOD, INDEXED, NAMES
+from retrieval.methods import DEFAULT_METHOD, INDEXED, names
 
 STATIC = Path(__file__).with_name("static")
 MAX_QUERY_CHARS = 2000
@@ -68,7 +68,7 @@ Text = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
 
 class CompareBody(BaseModel):
     q: Text
-    methods: list[str] = Field(default_factory=lambda: list(NAMES), min_length=1, max_length=8)
+    methods: list[str] = Field(default_factory=lambda: list(names()), min_length=1, max_length=8)
     k: int = Field(10, ge=1, le=MAX_K)
 
 
