@@ -229,12 +229,12 @@ class Store:
         return {r[1]: StoredDocument(*r) for r in rows}
 
     def document_page(self, offset: int = 0, limit: int = 50) -> tuple[int, list[dict]]:
-        """(live documents in all, one page of them by source) with their chunk counts."""
+        """(live documents in all, one page of them, newest first) with their chunk counts."""
         total = self.count("documents")
         rows = self.db.execute(
             "SELECT d.doc_id, d.source, d.title, d.n_chars, d.ingested_at, count(c.id) "
             "FROM documents d LEFT JOIN chunks c ON c.document = d.id AND c.deleted_gen IS NULL "
-            "WHERE d.deleted_gen IS NULL GROUP BY d.id ORDER BY d.source LIMIT ? OFFSET ?",
+            "WHERE d.deleted_gen IS NULL GROUP BY d.id ORDER BY d.id DESC LIMIT ? OFFSET ?",
             [limit, offset]).fetchall()
         keys = ("doc_id", "source", "title", "n_chars", "ingested_at", "chunks")
         return total, [dict(zip(keys, r)) for r in rows]
