@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from core.errors import QueryError
-from ingest.store import ChunkRow
+from ingest.store import ChunkRow, OfChunk
 
 INSTRUCTIONS = (
     "Answer the question briefly using only the numbered sources. "
@@ -16,32 +16,12 @@ CITE = "Cite sources like [1]."
 
 
 @dataclass(frozen=True)
-class Source:
+class Source(OfChunk):
     """A chunk as the prompt numbers it. The chunk is the store's record, passed
     on from the search hit, so its fields reach the citation unchanged."""
 
     n: int  # the number the prompt gives it, 1-based
     chunk: ChunkRow
-
-    @property
-    def chunk_id(self) -> int:
-        return self.chunk.chunk_id
-
-    @property
-    def doc_id(self) -> str:
-        return self.chunk.doc_id
-
-    @property
-    def source(self) -> str:
-        return self.chunk.source
-
-    @property
-    def title(self) -> str:
-        return self.chunk.title
-
-    @property
-    def text(self) -> str:
-        return self.chunk.text
 
     def to_dict(self) -> dict:
         """The `ask --json` source entry."""

@@ -94,6 +94,33 @@ class ChunkRow:
     n_tokens: int
 
 
+class OfChunk:
+    """The chunk's fields read through, for records that carry a `chunk: ChunkRow`
+    (a search hit, a numbered source) instead of copying its fields."""
+
+    chunk: ChunkRow
+
+    @property
+    def chunk_id(self) -> int:
+        return self.chunk.chunk_id
+
+    @property
+    def doc_id(self) -> str:
+        return self.chunk.doc_id
+
+    @property
+    def source(self) -> str:
+        return self.chunk.source
+
+    @property
+    def title(self) -> str:
+        return self.chunk.title
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     id: int

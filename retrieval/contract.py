@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from core.errors import QueryError
-from ingest.store import ChunkRow, Store
+from ingest.store import ChunkRow, OfChunk, Store
 
 MAX_QUERY_CHARS = 10_000  # longer queries are cut: no encoder reads that far
 
@@ -44,7 +44,7 @@ class Embedder(Protocol):
 
 
 @dataclass(frozen=True)
-class Hit:
+class Hit(OfChunk):
     """One ranked chunk. The chunk is the store's own record, passed on whole, so
     a field added where chunks are born (metadata, a page span) reaches every
     search result, citation and JSON body without another copy of the shape."""
@@ -52,26 +52,6 @@ class Hit:
     rank: int
     score: float  # the method's own score: cosine for dense methods, BM25, fused RRF
     chunk: ChunkRow
-
-    @property
-    def chunk_id(self) -> int:
-        return self.chunk.chunk_id
-
-    @property
-    def doc_id(self) -> str:
-        return self.chunk.doc_id
-
-    @property
-    def source(self) -> str:
-        return self.chunk.source
-
-    @property
-    def title(self) -> str:
-        return self.chunk.title
-
-    @property
-    def text(self) -> str:
-        return self.chunk.text
 
     def to_dict(self) -> dict:
         """The `search --json` hit: the same body for the CLI, the API and the server."""

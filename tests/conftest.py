@@ -93,6 +93,22 @@ def corpus_store_path(tmp_path_factory, glove, sbert):
     return path
 
 
+@pytest.fixture(scope="module")
+def served_store(corpus_store_path, tmp_path_factory):
+    """The bundled corpus with every method indexed, in a folder of the test module's
+    own (the server tests upload and delete in it)."""
+    from ragmini.cli import main
+
+    path = tmp_path_factory.mktemp("served") / "store"
+    shutil.copytree(corpus_store_path, path)
+    try:
+        main(["ingest", str(CORPUS), "--store", str(path), "--methods", "bm25,glove-sif",
+              "--no-progress"])
+    except SystemExit as exc:
+        assert not exc.code
+    return path
+
+
 @pytest.fixture
 def corpus_store(corpus_store_path):
     from ingest.store import Store

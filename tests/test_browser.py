@@ -9,12 +9,10 @@ $RAGMINI_SCREENSHOTS (docs/ for the README) or the test's temporary folder.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CORPUS
 from ragmini.server.process import running_server
 
 pytestmark = pytest.mark.slow
@@ -25,17 +23,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 
 
 @pytest.fixture(scope="module")
-def site(corpus_store_path, tmp_path_factory):
-    from ragmini.cli import main
-
-    path = tmp_path_factory.mktemp("browser") / "store"
-    shutil.copytree(corpus_store_path, path)
-    try:
-        main(["ingest", str(CORPUS), "--store", str(path), "--methods", "bm25,glove-sif",
-              "--no-progress"])
-    except SystemExit as exc:
-        assert not exc.code
-    with running_server(path) as base:
+def site(served_store):
+    with running_server(served_store) as base:
         yield base
 
 

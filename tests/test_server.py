@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,27 +11,12 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import CORPUS, REPO
+from tests.conftest import REPO
 from ragmini.server.process import running_server
 
 pytestmark = pytest.mark.slow
 # Generous: the first request of a fresh server loads MiniLM on a busy 2-core machine.
 HTTP = httpx.Client(timeout=120)
-
-
-@pytest.fixture(scope="module")
-def served_store(corpus_store_path, tmp_path_factory):
-    """The bundled corpus with every method indexed, in a private folder."""
-    from ragmini.cli import main
-
-    path = tmp_path_factory.mktemp("served") / "store"
-    shutil.copytree(corpus_store_path, path)
-    try:
-        main(["ingest", str(CORPUS), "--store", str(path), "--methods", "bm25,glove-sif",
-              "--no-progress"])
-    except SystemExit as exc:
-        assert not exc.code
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -243,12 +243,10 @@ def _version() -> str:
 
 
 def _check_query(text: str, k: int) -> None:
+    """The one query check (whitespace-only text); length and k are bounded by the
+    request models and Query parameters, which FastAPI checks first."""
     from retrieval.contract import check_queries
 
-    if len(text) > MAX_QUERY_CHARS:
-        raise ApiError(422, "validation_error", f"q: at most {MAX_QUERY_CHARS} characters")
-    if not 1 <= k <= MAX_K:
-        raise ApiError(422, "validation_error", f"k: between 1 and {MAX_K}")
     check_queries([text], k)
 
 
