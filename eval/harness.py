@@ -34,11 +34,13 @@ class EvalResult:
     dataset: str = ""
     split: str = ""
     chunking: dict | None = None
+    where: str = ""  # the metadata filter of a slice, "" for the whole collection
 
     def to_dict(self) -> dict:
         return {
             "dataset": self.dataset,
             "split": self.split,
+            "where": self.where,
             "chunking": self.chunking,
             "n_queries": self.n_queries,
             "n_dropped": self.n_dropped,
@@ -62,8 +64,8 @@ def doc_run(hits) -> dict[str, float]:
     return ranked
 
 
-def run_method(searcher, queries: dict[str, str], depth: int, max_docs: int
-               ) -> tuple[dict[str, dict[str, float]], dict[str, float], int]:
+def run_method(searcher, queries: dict[str, str], depth: int, max_docs: int,
+               allowed=None) -> tuple[dict[str, dict[str, float]], dict[str, float], int]:
     """({qid: {doc_id: score}}, latency p50/p95 in ms, unanswerable count), one
     query at a time. A query the method cannot handle at all (GloVe: no known
     word; bm25: no word in the corpus) gets an empty ranking and scores 0."""
@@ -73,7 +75,7 @@ def run_method(searcher, queries: dict[str, str], depth: int, max_docs: int
     for qid, text in queries.items():
         started = time.perf_counter()
         try:
-            hits = search_one(searcher, text, k=depth)
+            hits = search_one(searcher, text, depth, allowed)
         except QueryError:
             hits = []
             unanswerable += 1
@@ -85,20 +87,29 @@ def run_method(searcher, queries: dict[str, str], depth: int, max_docs: int
 def evaluate_methods(store: Store, query_set: QuerySet, methods: list[str],
                      ks: tuple[int, ...] = DEFAULT_KS, chunks_per_doc: int = 10,
                      full: bool = False, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                     dataset: str = "", split: str = "") -> EvalResult:
+                     dataset: str = "", split: str = "", where=None) -> EvalResult:
     """Score each method on the queries that have relevant documents.
 
     Each query retrieves max(ks) * chunks_per_doc chunks, enough that the top
     max(ks) distinct documents are nearly always among them. With full=True,
     precision@k, nDCG@10 and MAP are added and every pair of methods is compared
     on recall@10, MRR@10 and nDCG@10 with paired tests.
+
+    With `where` (ingest.filters.Where), the evaluation runs on a slice: every
+    method ranks only the chunks of matching documents, relevance judgements
+    outside the slice are dropped, and so are queries left with none.
     """
+    allowed = None
+    if where is not None:
+        allowed = store.select_chunks(where)
+        query_set = slice_queries(query_set, store.select_doc_ids(where))
     judged = {q: t for q, t in query_set.queries.items() if q in query_set.qrels}
     depth = max(ks) * chunks_per_doc
     results = {}
     for method in methods:
         searcher = open_searcher(store, method)
-        run, latency, unanswerable = run_method(searcher, judged, depth, max(max(ks), 100))
+        run, latency, unanswerable = run_method(searcher, judged, depth, max(max(ks), 100),
+                                                allowed)
         per_query = evaluate_per_query(query_set.qrels, run, ks, full)
         means = mean_metrics(per_query, metric_names(ks, full))
         results[method] = MethodResult(means, per_query, run, latency, unanswerable)
@@ -108,7 +119,21 @@ def evaluate_methods(store: Store, query_set: QuerySet, methods: list[str],
         comparisons = compare({m: r.per_query for m, r in results.items()}, headline,
                               resamples, seed)
     return EvalResult(len(judged), len(query_set.queries) - len(judged), tuple(ks), results,
-                      comparisons, dataset, split, store.chunk_config())
+                      comparisons, dataset, split, store.chunk_config(),
+                      where=str(where) if where else "")
+
+
+def slice_queries(query_set: QuerySet, doc_ids: set[str]) -> QuerySet:
+    """The query set restricted to judgements of `doc_ids`; a query left without a
+    relevant document drops out of every mean (it is counted as dropped)."""
+    from dataclasses import replace
+
+    qrels = {}
+    for qid, judged in query_set.qrels.items():
+        kept = {d: g for d, g in judged.items() if d in doc_ids}
+        if any(g > 0 for g in kept.values()):
+            qrels[qid] = kept
+    return replace(query_set, qrels=qrels)
 
 
 @dataclass(frozen=True)

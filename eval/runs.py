@@ -16,13 +16,14 @@ from eval.history import record_run
 from eval.queries import QuerySet, load_queries
 from eval.stats import DEFAULT_RESAMPLES
 from ingest.chunk import ChunkConfig
+from ingest.filters import parse_where
 from ingest.store import Store
 from retrieval.indexing import ingest_and_index
 from retrieval.methods import (
+    DEFAULT_INGEST,
     DEFAULT_METHOD,
     ENCODER,
     default_eval_methods,
-    names,
     parse_methods,
     unknown_words,
 )
@@ -66,16 +67,18 @@ def parse_cutoffs(value: str) -> tuple[int, ...]:
 
 def evaluate_store(store_path: Path, queries_path: Path | None = None,
                    ks: Sequence[int] | None = None, methods: Sequence[str] | None = None,
-                   seed: int = 0, resamples: int = DEFAULT_RESAMPLES) -> EvalRun:
+                   seed: int = 0, resamples: int = DEFAULT_RESAMPLES,
+                   where: Sequence[str] | None = None) -> EvalRun:
     """Every method of the store (or `methods`) on its labelled queries, recorded
-    in the store's history."""
+    in the store's history. `where`: evaluate on the slice a metadata filter keeps."""
     query_set = load_queries(queries_path or default_queries())
     with Store.open(store_path) as store:
         chosen = (parse_methods(methods) if methods
                   else default_eval_methods(store.methods() or [DEFAULT_METHOD]))
         result = evaluate_methods(store, query_set, chosen, ks=tuple(ks or STORE_KS), full=True,
                                   seed=seed, resamples=resamples,
-                                  dataset=str(queries_path or DEFAULT_QUERIES))
+                                  dataset=str(queries_path or DEFAULT_QUERIES),
+                                  where=parse_where(where))
         with store.writer_lock():
             record_run(store, result)
     return EvalRun(result, query_set, unknown_words(chosen))
@@ -84,14 +87,14 @@ def evaluate_store(store_path: Path, queries_path: Path | None = None,
 def evaluate_dataset(dataset: Path, split: str = "test", ks: Sequence[int] | None = None,
                      methods: Sequence[str] | None = None, chunk_sizes: Sequence[int] = (200,),
                      overlaps: Sequence[int] = (30,), seed: int = 0,
-                     resamples: int = DEFAULT_RESAMPLES, progress: bool = True
-                     ) -> list[EvalRun]:
+                     resamples: int = DEFAULT_RESAMPLES, progress: bool = True,
+                     where: Sequence[str] | None = None) -> list[EvalRun]:
     """A BEIR dataset, once per chunking: its corpus is ingested and indexed into a
     cached store (no work the second time), then every method is scored."""
     from eval.beir import dataset_store_dir, load_beir
 
     query_set = load_beir(dataset, split)
-    chosen = parse_methods(methods or names())
+    chosen = parse_methods(methods or default_eval_methods(DEFAULT_INGEST))
     oov = unknown_words(chosen)
     runs = []
     for size, overlap in itertools.product(chunk_sizes, overlaps):
@@ -106,11 +109,40 @@ def evaluate_dataset(dataset: Path, split: str = "test", ks: Sequence[int] | Non
                                                  if k <= max(done.documents, 10))
             result = evaluate_methods(store, query_set, chosen, ks=cutoffs, full=True,
                                       seed=seed, resamples=resamples,
-                                      dataset=Path(dataset).name, split=split)
+                                      dataset=Path(dataset).name, split=split,
+                                      where=parse_where(where))
             with store.writer_lock():
                 record_run(store, result)
         runs.append(EvalRun(result, query_set, oov, notes))
     return runs
+
+
+def tune(fusion: str, *, store_path: Path | None = None, queries_path: Path | None = None,
+         dataset: Path | None = None, split: str = "dev", chunk_size: int = 200,
+         overlap: int = 30, record: bool = True, progress: bool = True):
+    """`eval --tune FUSION`: fit the fusion on a dataset split (in its cached store)
+    or on the store's labelled queries, and record the winner in that store."""
+    from eval.tuning import tune_fusion
+    from retrieval.methods import FUSIONS
+
+    if fusion not in FUSIONS:
+        raise RagminiError(f"unknown fusion '{fusion}'; choose from {', '.join(FUSIONS)}",
+                           param="tune")
+    if dataset is not None:
+        from eval.beir import dataset_store_dir, load_beir
+
+        query_set = load_beir(dataset, split)
+        config = ChunkConfig(size=chunk_size, overlap=overlap)
+        store = Store.open(dataset_store_dir(dataset, config.size, config.overlap), create=True)
+        ingest_and_index(store, [Path(dataset) / "corpus.jsonl"], list(FUSIONS[fusion].parts),
+                         config=config, progress=progress)
+        label = f"{Path(dataset).name}/{split}"
+    else:
+        query_set = load_queries(queries_path or default_queries())
+        store = Store.open(store_path)
+        label = str(queries_path or DEFAULT_QUERIES)
+    with store:
+        return tune_fusion(store, query_set, fusion, dataset=label, record=record)
 
 
 def write_reports(runs: list[EvalRun], report_dir: Path) -> list[Path]:

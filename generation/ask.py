@@ -18,7 +18,14 @@ from generation.models import ExtractiveGenerator, Generator
 from generation.prompt import Source
 from ingest.store import Store
 from retrieval.contract import Embedder, check_queries, search_one
-from retrieval.methods import DEFAULT_METHOD, ENCODER, check_method, get_embedder, open_searcher
+from retrieval.methods import (
+    DEFAULT_METHOD,
+    ENCODER,
+    check_method,
+    get_embedder,
+    open_searcher,
+    select,
+)
 
 EVIDENCE_DEPTH = 10
 
@@ -37,27 +44,29 @@ def ask(store: Store, question: str, generator: Generator | ExtractiveGenerator,
         method: str = DEFAULT_METHOD, k: int = 3, sampling: Sampling = Sampling(),
         strict: bool = True, abstain: bool = True,
         embedders: dict[str, Embedder] | None = None,
-        on_text: Callable[[str], None] | None = None) -> AskResult:
+        on_text: Callable[[str], None] | None = None, where=None) -> AskResult:
     """Answer `question` from the store's top-`k` chunks by `method`.
 
     With `abstain`, a question the retrieval evidence says the store cannot
     answer gets "The documents do not answer this." and the closest sources,
     and no text is generated. `embedders` may hold already-loaded embedders by
     method name (the server keeps them warm); the sentence encoder is loaded
-    once otherwise.
+    once otherwise. `where` (`--where` strings): answer from the matching
+    documents only; abstention then asks whether they hold the answer.
     """
     check_queries([question], k)
     check_method(method)
+    allowed = select(store, where)
     embedders = dict(embedders or {})
     searcher = open_searcher(store, method, embedders)
-    hits = search_one(searcher, question, k)
+    hits = search_one(searcher, question, k, allowed)
     encoder = embedders.get(ENCODER) or getattr(searcher, "embedder", None)
     if encoder is None or getattr(encoder, "name", ENCODER) != ENCODER:
         encoder = get_embedder(ENCODER, store)
     embedders[ENCODER] = encoder
     decision, notes = None, []
     if abstain:
-        decision, note = _decide(store, question, embedders)
+        decision, note = _decide(store, question, embedders, allowed)
         if note:
             notes.append(note)
         if decision is not None and not decision.answer:
@@ -73,13 +82,13 @@ def ask(store: Store, question: str, generator: Generator | ExtractiveGenerator,
     return AskResult(result, method, searcher.behind)
 
 
-def _decide(store: Store, question: str, embedders: dict):
+def _decide(store: Store, question: str, embedders: dict, allowed=None):
     """The abstention decision, or None (and why) when its ranking is missing."""
     try:
         # The abstention model was calibrated on the encoder's ranking, whatever
         # method ranks the sources.
         dense = search_one(open_searcher(store, ENCODER, embedders), question,
-                           EVIDENCE_DEPTH)
+                           EVIDENCE_DEPTH, allowed)
     except IndexStale:
         return None, (f"abstention is off: it reads the {ENCODER} index "
                       f"(ingest with --methods {ENCODER})")

@@ -6,12 +6,15 @@ a batch never stops for a bad file.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ingest.metadata import file_metadata, split_front_matter
 from ingest.clean import (
     decode_bytes,
     html_fragment_text,
@@ -19,8 +22,10 @@ from ingest.clean import (
     looks_binary,
     normalize_text,
 )
+from ingest.paths import display, encode_source, scrub, stored_path
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst"})
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 FEED_SUFFIXES = frozenset({".rss", ".atom", ".xml"})
 JSONL_SUFFIXES = frozenset({".jsonl"})
@@ -43,11 +48,13 @@ class Document:
     title: str
     text: str
     notes: tuple[str, ...] = ()
+    # type, modified, size, and front matter / BEIR metadata keys (ingest/metadata.py)
+    metadata: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
 class Skipped:
-    path: str
+    path: str  # stored form of the path (ingest.paths.encode_source): valid UTF-8
     reason: str
 
 
@@ -60,45 +67,129 @@ class Loaded:
     seen_files: list[str] = field(default_factory=list)
 
 
-def discover(paths: list[Path], follow_links: bool = False) -> tuple[list[tuple[Path, Path]], list[Skipped]]:
+def discover(paths: list[Path], follow_links: bool = False, progress: bool = False
+             ) -> tuple[list[tuple[Path, Path]], list[Skipped]]:
     """Expand folders (recursively, sorted) into (file, root) pairs of supported types.
 
+    What each entry is comes from lstat, before anything is opened: only
+    regular files (and, with follow_links, links to them) are returned; a
+    FIFO, socket, device, broken link or link loop is skipped with its reason.
     Symbolic links are not followed unless asked: a link can loop or lead
-    outside the folder the user pointed at.
+    outside the folder the user pointed at; when followed, a folder reached a
+    second time (a loop) is not entered again.
     """
+    from tqdm import tqdm
+
     found: list[tuple[Path, Path]] = []
     skipped: list[Skipped] = []
-    for given in paths:
-        if not os.path.lexists(given):
-            skipped.append(Skipped(str(given), "no such file or directory"))
-            continue
-        if given.is_symlink() and not follow_links:
-            skipped.append(Skipped(str(given), "symbolic link not followed (use --follow-links)"))
-            continue
-        if given.is_file():
-            found.append((given, given.parent))
-            continue
-        if not given.is_dir():
-            skipped.append(Skipped(str(given), "not a regular file or directory"))
-            continue
-        root = given
-        for dirpath, dirnames, filenames in os.walk(given, followlinks=follow_links):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith("."):
-                    continue
-                path = Path(dirpath) / name
-                if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                    continue
-                if path.is_symlink() and not follow_links:
-                    skipped.append(Skipped(str(path), "symbolic link not followed (use --follow-links)"))
-                    continue
-                found.append((path, root))
+    with tqdm(desc="discovering", unit=" files", disable=not progress or None,
+              leave=False) as bar:
+        for given in paths:
+            given = Path(given)
+            kind = _kind(given, follow_links)
+            if kind == "file":
+                found.append((given, given.parent))
+                bar.update()
+            elif kind == "dir":
+                _walk(given, follow_links, found, skipped, bar)
+            else:
+                skipped.append(_skipped(given, kind))
     return found, skipped
 
 
+def _skipped(path: str | os.PathLike, reason: str) -> Skipped:
+    return Skipped(encode_source(path), reason)
+
+
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "named pipe (FIFO), not a regular file"),
+    (stat.S_ISSOCK, "socket, not a regular file"),
+    (stat.S_ISCHR, "character device, not a regular file"),
+    (stat.S_ISBLK, "block device, not a regular file"),
+)
+
+
+def _not_regular(mode: int) -> str:
+    return next((why for test, why in _NOT_REGULAR if test(mode)),
+                "not a regular file or directory")
+
+
+def _kind(path: Path, follow_links: bool) -> str:
+    """The kind of `path` from (l)stat alone, never opening it: "file", "dir", or
+    the reason it is skipped."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "no such file or directory"
+    except OSError as exc:
+        return f"cannot stat: {exc.strerror}"
+    if stat.S_ISLNK(st.st_mode):
+        if not follow_links:
+            return "symbolic link not followed (use --follow-links)"
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return "broken symbolic link (its target does not exist)"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "symbolic link loop"
+            return f"cannot stat link target: {exc.strerror}"
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    return _not_regular(st.st_mode)
+
+
+def _walk(root: Path, follow_links: bool, found: list, skipped: list, bar) -> None:
+    def unlistable(exc: OSError) -> None:
+        skipped.append(_skipped(exc.filename or root, f"cannot list folder: {exc.strerror}"))
+
+    try:
+        visited = {_dir_key(os.stat(root))}
+    except OSError as exc:
+        unlistable(exc)
+        return
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_links,
+                                                onerror=unlistable):
+        keep = []
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                continue
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path) and not follow_links:
+                skipped.append(_skipped(path, "symbolic link not followed (use --follow-links)"))
+                continue
+            try:
+                key = _dir_key(os.stat(path))
+            except OSError as exc:
+                skipped.append(_skipped(path, f"cannot stat: {exc.strerror}"))
+                continue
+            if key in visited:
+                skipped.append(_skipped(path, "symbolic link loop (folder already visited)"))
+                continue
+            visited.add(key)
+            keep.append(name)
+        dirnames[:] = keep
+        bar.update(len(filenames))
+        for name in sorted(filenames):
+            if name.startswith(".") or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            path = Path(dirpath) / name
+            kind = _kind(path, follow_links)
+            if kind == "file":
+                found.append((path, root))
+            elif kind != "dir":  # a folder here was made since it was listed
+                skipped.append(_skipped(path, kind))
+
+
+def _dir_key(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
 def load_paths(
-    paths: list[Path], *, max_bytes: int = DEFAULT_MAX_BYTES, follow_links: bool = False
+    paths: list[Path], *, max_bytes: int = DEFAULT_MAX_BYTES, follow_links: bool = False,
+    progress: bool = False,
 ) -> Loaded:
     """Read every supported file under `paths` into documents.
 
@@ -107,18 +198,32 @@ def load_paths(
         >>> loaded.documents[0].doc_id
         'bm25.md'
     """
-    files, skipped = discover(paths, follow_links=follow_links)
+    from tqdm import tqdm
+
+    files, skipped = discover(paths, follow_links=follow_links, progress=progress)
     result = Loaded(skipped=list(skipped))
-    for path, root in files:
-        try:
-            docs = list(load_file(path, root, max_bytes=max_bytes))
-        except LoadError as exc:
-            result.skipped.append(Skipped(str(path), str(exc)))
-            if exc.readable:
-                result.seen_files.append(str(path.resolve()))
-            continue
-        result.seen_files.append(str(path.resolve()))
-        result.documents.extend(docs)
+    for path, root in tqdm(files, desc="reading", unit="file", disable=not progress or None,
+                           leave=False):
+        for attempt in (1, 2):
+            try:
+                docs = list(load_file(path, root, max_bytes=max_bytes, follow_links=follow_links))
+            except FileChanged:
+                if attempt == 1:
+                    continue  # once more: a writer may have just finished
+                result.skipped.append(_skipped(path, "changed while being read (tried twice); "
+                                                     "nothing of it stored"))
+            except LoadError as exc:
+                result.skipped.append(_skipped(path, str(exc)))
+                if exc.readable:
+                    result.seen_files.append(stored_path(path))
+            except Exception as exc:  # a parser's own bug must not stop the batch either
+                first = (str(exc).splitlines() or [""])[0][:200]
+                result.skipped.append(_skipped(path, f"could not be parsed "
+                                                     f"({type(exc).__name__}: {first})"))
+            else:
+                result.seen_files.append(stored_path(path))
+                result.documents.extend(docs)
+            break
     return result
 
 
@@ -128,22 +233,70 @@ class LoadError(Exception):
         self.readable = readable
 
 
-def _read_text(path: Path, max_bytes: int) -> tuple[str, tuple[str, ...]]:
+class FileChanged(LoadError):
+    """Size or modification time moved between the stat before and after reading."""
+
+    def __init__(self) -> None:
+        super().__init__("changed while being read", readable=False)
+
+
+def _open_regular(path: Path, follow_links: bool) -> tuple[int, os.stat_result]:
+    """An fd and fstat of `path`, opened without blocking, only if it is a regular
+    file now (discovery checked it, but it may have been replaced since)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise LoadError(f"cannot stat: {exc.strerror}", readable=False) from exc
-    if size > max_bytes:
-        raise LoadError(
-            f"file is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB limit "
-            "(raise it with --max-file-mb)"
-        )
-    try:
-        data = path.read_bytes()
+        fd = os.open(path, flags)
     except PermissionError as exc:
         raise LoadError("permission denied", readable=False) from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_links:
+            raise LoadError("symbolic link not followed (use --follow-links)",
+                            readable=False) from exc
         raise LoadError(f"cannot read: {exc.strerror}", readable=False) from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise LoadError(_not_regular(st.st_mode), readable=False)
+    return fd, st
+
+
+def _changed(before: os.stat_result, after: os.stat_result) -> bool:
+    return before.st_size != after.st_size or before.st_mtime_ns != after.st_mtime_ns
+
+
+def _read_all(fd: int, limit: int) -> bytes:
+    """Up to limit + 1 bytes of `fd` (one more than allowed tells it grew)."""
+    parts, total = [], 0
+    while total <= limit:
+        part = os.read(fd, min(1 << 20, limit + 1 - total))
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+    return b"".join(parts)
+
+
+def _too_big(size: int, max_bytes: int) -> LoadError:
+    return LoadError(f"file is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB "
+                     "limit (raise it with --max-file-mb)")
+
+
+def _read_text(path: Path, max_bytes: int, follow_links: bool = False
+               ) -> tuple[str, tuple[str, ...]]:
+    fd, before = _open_regular(path, follow_links)
+    try:
+        if before.st_size > max_bytes:
+            raise _too_big(before.st_size, max_bytes)
+        try:
+            data = _read_all(fd, max_bytes)
+        except OSError as exc:
+            raise LoadError(f"cannot read: {exc.strerror}", readable=False) from exc
+        if _changed(before, os.fstat(fd)):
+            raise FileChanged()
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise _too_big(len(data), max_bytes)
     if not data.strip():
         raise LoadError("empty file")
     if looks_binary(data):
@@ -153,15 +306,20 @@ def _read_text(path: Path, max_bytes: int) -> tuple[str, tuple[str, ...]]:
     return text, notes
 
 
-def load_file(path: Path, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Document]:
-    source = str(path.resolve())
+def load_file(path: Path, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+              follow_links: bool = False) -> Iterator[Document]:
+    """The documents of one file. Raises LoadError (FileChanged when it changed
+    while being read); nothing is yielded for a file that fails part way, as
+    long as the caller collects the whole iterator first."""
+    source = stored_path(path)
     rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+    rel = encode_source(rel)
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES:
         # BEIR corpora run to gigabytes: stream them a line at a time.
-        yield from _load_jsonl(path, source)
+        yield from _load_jsonl(path, source, follow_links)
         return
-    raw, notes = _read_text(path, max_bytes)
+    raw, notes = _read_text(path, max_bytes, follow_links)
     if suffix in FEED_SUFFIXES or (suffix in HTML_SUFFIXES and _is_feed(raw)):
         yield from _load_feed(raw, source, notes)
         return
@@ -169,12 +327,24 @@ def load_file(path: Path, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
         title, text = html_main_text(raw)
         if not text:
             raise LoadError("HTML has no visible text (only markup, scripts or styles)")
-    else:
+    front: dict = {}
+    if suffix not in HTML_SUFFIXES:
         text = normalize_text(raw)
-        title = _text_title(text, path)
+        if suffix in MARKDOWN_SUFFIXES:
+            front, text, problem = split_front_matter(text)
+            notes = (*notes, problem) if problem else notes
+        title = str(front.get("title") or "").strip() or _text_title(text, path)
     if not text:
         raise LoadError("file holds only whitespace")
-    yield Document(source=source, doc_id=rel, title=title or path.stem, text=text, notes=notes)
+    yield Document(source=source, doc_id=rel, title=scrub(title) or display(path.stem),
+                   text=scrub(text), notes=notes,
+                   metadata={**front, **file_metadata(path, _type_of(suffix))})
+
+
+def _type_of(suffix: str) -> str:
+    """The `type` a filter sees: the suffix, with spelling variants folded."""
+    kind = suffix.lower().lstrip(".")
+    return {"markdown": "md", "htm": "html", "xhtml": "html"}.get(kind, kind)
 
 
 def _text_title(text: str, path: Path) -> str:
@@ -185,7 +355,7 @@ def _text_title(text: str, path: Path) -> str:
         return first.lstrip("#").strip()
     if len(first) <= 100 and len(lines) > 1 and not lines[1].strip():
         return first
-    return path.stem.replace("-", " ").replace("_", " ")
+    return display(path.stem).replace("-", " ").replace("_", " ")
 
 
 def _is_feed(raw: str) -> bool:
@@ -205,7 +375,7 @@ def _load_feed(raw: str, source: str, notes: tuple[str, ...]) -> Iterator[Docume
     if problem:
         # feedparser recovers what it can from broken XML: keep it, but say so.
         notes = (*notes, f"malformed feed{detail}; {len(documents)} item(s) recovered")
-        documents = [Document(d.source, d.doc_id, d.title, d.text, notes) for d in documents]
+        documents = [replace(d, notes=notes) for d in documents]
     yield from documents
 
 
@@ -218,24 +388,45 @@ def _feed_items(parsed, source: str, notes: tuple[str, ...]) -> Iterator[Documen
         text = html_fragment_text(body) if body else ""
         if not text:
             continue
-        key = entry.get("id") or entry.get("link") or f"item-{i}"
+        key = scrub(entry.get("id") or entry.get("link") or f"item-{i}")
         yield Document(
             source=f"{source}#{key}",
             doc_id=key,
-            title=normalize_text(entry.get("title", "")) or key,
-            text=text,
+            title=scrub(normalize_text(entry.get("title", ""))) or key,
+            text=scrub(text),
             notes=notes,
+            metadata=_entry_metadata(entry),
         )
 
 
-def _load_jsonl(path: Path, source: str) -> Iterator[Document]:
+def _entry_metadata(entry) -> dict:
+    """A feed item's author, tags and publication date, where the feed gives them."""
+    import calendar
+    import datetime as dt
+
+    out: dict = {"type": "feed"}
+    if entry.get("author"):
+        out["author"] = str(entry.author)
+    tags = [t.get("term") for t in entry.get("tags") or [] if t.get("term")]
+    if tags:
+        out["tags"] = tags
+    stamp = entry.get("published_parsed") or entry.get("updated_parsed")
+    if stamp:
+        out["date"] = dt.datetime.fromtimestamp(calendar.timegm(stamp), dt.timezone.utc)
+    return out
+
+
+def _load_jsonl(path: Path, source: str, follow_links: bool = False) -> Iterator[Document]:
     """BEIR corpus.jsonl: one {"_id" | "id", "title", "text"} object a line."""
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise LoadError(f"cannot read: {exc.strerror}", readable=False) from exc
-    with handle:
-        yield from _jsonl_rows(handle, source)
+    fd, before = _open_regular(path, follow_links)
+    with os.fdopen(fd, "rb") as handle:
+        n = 0
+        for n, doc in enumerate(_jsonl_rows(handle, source), 1):
+            yield doc
+        if _changed(before, os.fstat(fd)):
+            raise FileChanged()
+    if not n:
+        raise LoadError("empty file" if not before.st_size else "no line has text")
 
 
 def _jsonl_rows(handle, source: str) -> Iterator[Document]:
@@ -258,11 +449,13 @@ def _jsonl_rows(handle, source: str) -> Iterator[Document]:
         text = normalize_text(str(row.get("text", "")))
         if not text:
             continue
-        key = str(key)
+        key = scrub(str(key))  # a JSON "\\ud800" escape gives a lone surrogate
         yield Document(
             source=f"{source}#{key}",
             doc_id=key,
-            title=normalize_text(str(row.get("title", ""))),
-            text=text,
+            title=scrub(normalize_text(str(row.get("title", "")))),
+            text=scrub(text),
             notes=notes,
+            metadata={**(row["metadata"] if isinstance(row.get("metadata"), dict) else {}),
+                      "type": "jsonl"},
         )

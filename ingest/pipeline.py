@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ingest.chunk import ChunkConfig, Chunker, load_tokenizer
 from ingest.load import DEFAULT_MAX_BYTES, Document, Skipped, load_paths
+from ingest.paths import decode_source, stored_path
 from ingest.store import Store
 from core.errors import RagminiError
 
@@ -63,11 +65,12 @@ def ingest_paths(
         )
 
     report = IngestReport()
-    loaded = load_paths(paths, max_bytes=max_bytes, follow_links=follow_links)
+    loaded = load_paths(paths, max_bytes=max_bytes, follow_links=follow_links, progress=progress)
     report.skipped.extend(loaded.skipped)
     stored = store.documents()
 
     todo: list[tuple[Document, str]] = []
+    unchanged: list[Document] = []  # their metadata may still have changed
     seen_sources: set[str] = set()
     for doc in loaded.documents:
         if doc.source in seen_sources:
@@ -79,6 +82,7 @@ def ingest_paths(
         old = stored.get(doc.source)
         if old is not None and old.content_hash == digest:
             report.unchanged += 1
+            unchanged.append(doc)
             continue
         todo.append((doc, digest))
         if old is None:
@@ -86,6 +90,8 @@ def ingest_paths(
         else:
             report.changed += 1
 
+    if unchanged:
+        store.refresh_metadata(unchanged)
     removed = _prunable(stored, paths, set(loaded.seen_files), seen_sources) if prune else []
     report.removed = len(removed)
 
@@ -108,8 +114,11 @@ def ingest_paths(
     return report
 
 
-def _file_of(source: str) -> str:
-    return source.split("#", 1)[0]  # feed items and jsonl lines: "path#id"
+def _files_of(source: str) -> list[str]:
+    """The stored files `source` may come from, longest first: itself, or the part
+    before a "#" (feed items and jsonl lines are "path#id", and a file name may
+    hold "#" too)."""
+    return [source] + [source[:i] for i in range(len(source) - 1, 0, -1) if source[i] == "#"]
 
 
 def _under(file: str, targets: list[str], exact: bool = False) -> bool:
@@ -119,17 +128,16 @@ def _under(file: str, targets: list[str], exact: bool = False) -> bool:
 
 def _prunable(stored, paths: list[Path], seen_files: set[str], seen_sources: set[str]) -> list[str]:
     """Stored sources under a given folder whose file no longer yields them."""
-    roots = [str(p.resolve()) for p in paths if p.is_dir()]
+    roots = [stored_path(p) for p in paths if p.is_dir()]
     gone = []
     for source in stored:
-        file = _file_of(source)
-        if not _under(file, roots):
+        if source in seen_sources or not _under(source, roots):
             continue
-        if source in seen_sources:
-            continue
+        files = _files_of(source)
         # A file we could read but that yields no document today (emptied, say)
         # is pruned too; a file we could not read at all is kept.
-        if file in seen_files or not Path(file).exists():
+        if any(f in seen_files for f in files) or not any(
+                os.path.lexists(decode_source(f)) for f in files):
             gone.append(source)
     return gone
 
@@ -137,10 +145,23 @@ def _prunable(stored, paths: list[Path], seen_files: set[str], seen_sources: set
 def remove_paths(store: Store, paths: list[Path]) -> list[str]:
     """Retire every live document whose file is one of `paths` or lies under one.
 
-    The files need not exist any more. Returns the sources removed.
+    The files need not exist any more. A path is matched as stored sources spell
+    it (`ingest.paths.encode_source`); one that holds U+FFFD is also matched as
+    written, so a source copied from --json output works too. Returns the
+    sources removed.
     """
-    targets = [str(Path(p).resolve()) for p in paths]
-    doomed = [s for s in store.documents() if _under(_file_of(s), targets, exact=True)]
+    targets = [stored_path(p) for p in paths]
+    targets += [os.path.realpath(p) for p in paths if "\ufffd" in str(p)]
+    doomed = [s for s in store.documents() if _of_targets(s, targets)]
     if doomed:
         store.replace_documents([], remove_sources=doomed)
     return doomed
+
+
+def _of_targets(source: str, targets: list[str]) -> bool:
+    """Does `source` come from one of the files `targets`, or from under one?
+    "t#x" is taken for an item of the file t unless a file "t#x" itself exists."""
+    if _under(source, targets, exact=True):
+        return True
+    return any(source.startswith(t + "#") for t in targets) and not os.path.lexists(
+        decode_source(source))

@@ -28,7 +28,8 @@ import numpy as np
 
 from core.errors import StoreError
 
-SCHEMA_VERSION = 2  # 2: versioned rows (created_gen, deleted_gen)
+SCHEMA_VERSION = 3  # 2: versioned rows (created_gen, deleted_gen); 3: doc_meta
+MIGRATIONS = {2: 3}  # versions opened by adding what the next one has (tables, indexes)
 DB_NAME = "ragmini.db"
 
 _SCHEMA = """
@@ -72,6 +73,17 @@ CREATE TABLE IF NOT EXISTS vectors (
     vector BLOB,
     PRIMARY KEY (chunk_id, method)
 ) WITHOUT ROWID;
+-- Document metadata for filters: one row per value (a list gives several rows),
+-- num holds numbers and dates (epoch seconds) so ranges compare numerically.
+CREATE TABLE IF NOT EXISTS doc_meta (
+    document INTEGER NOT NULL REFERENCES documents(id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    num REAL
+);
+CREATE INDEX IF NOT EXISTS doc_meta_key_value ON doc_meta(key, value COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS doc_meta_key_num ON doc_meta(key, num);
+CREATE INDEX IF NOT EXISTS doc_meta_document ON doc_meta(document);
 CREATE TABLE IF NOT EXISTS methods (
     name TEXT PRIMARY KEY,
     model TEXT NOT NULL,
@@ -184,6 +196,9 @@ class Store:
         tables = set(self.db.table_names())
         if "meta" in tables:
             version = self._meta("schema_version")
+            if version is not None and version.isdigit() and int(version) in MIGRATIONS:
+                self._migrate(int(version))
+                return
             if version != str(SCHEMA_VERSION):
                 raise StoreError(
                     f"store {self.root} has schema version {version}, this ragmini reads "
@@ -199,6 +214,18 @@ class Store:
                     self.db.execute(statement)
             self._set_meta("schema_version", str(SCHEMA_VERSION))
             self._set_meta("generation", "0")
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older store up to date in one transaction. Each step only adds
+        (CREATE ... IF NOT EXISTS), so what an older ragmini wrote stays as it was;
+        documents gain their metadata on their next ingest."""
+        with self.db.atomic():
+            while version in MIGRATIONS:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                version = MIGRATIONS[version]
+            self._set_meta("schema_version", str(version))
 
     def close(self) -> None:
         self.db.close()
@@ -291,6 +318,7 @@ class Store:
                     [doc.source, doc.doc_id, doc.title, content_hash, len(doc.text), _now(), gen],
                 )
                 document = cur.lastrowid
+                self._put_meta(document, getattr(doc, "metadata", None) or {})
                 self.db.conn.executemany(
                     "INSERT INTO chunks(document, position, text, start_char, end_char, "
                     "n_tokens, created_gen) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -299,6 +327,74 @@ class Store:
                 )
             self._set_meta("generation", str(gen))
         return gen
+
+    def _put_meta(self, document: int, metadata: dict) -> None:
+        from ingest.metadata import meta_rows
+
+        self.db.conn.executemany(
+            "INSERT INTO doc_meta(document, key, value, num) VALUES (?, ?, ?, ?)",
+            [(document, *row) for row in meta_rows(metadata)])
+
+    def refresh_metadata(self, documents: Sequence[object]) -> int:
+        """Rewrite the metadata rows of live documents whose text is unchanged but
+        whose metadata is not (a touched file, an edited front matter, a store
+        from before metadata). Metadata is not versioned: a filter reads today's.
+        Returns how many documents changed."""
+        from ingest.metadata import meta_rows
+
+        changed = 0
+        with self.db.atomic():
+            for doc in documents:
+                row = self.db.execute("SELECT id FROM documents WHERE source = ? AND "
+                                      "deleted_gen IS NULL", [doc.source]).fetchone()
+                if row is None:
+                    continue
+                new = sorted(meta_rows(getattr(doc, "metadata", None) or {}))
+                old = sorted(tuple(r) for r in self.db.execute(
+                    "SELECT key, value, num FROM doc_meta WHERE document = ?", [row[0]]))
+                if new != old:
+                    self.db.execute("DELETE FROM doc_meta WHERE document = ?", [row[0]])
+                    self._put_meta(row[0], getattr(doc, "metadata", None) or {})
+                    changed += 1
+        return changed
+
+    def metadata_keys(self) -> list[str]:
+        """Keys a filter may name: the built-in ones and every stored one."""
+        from ingest.metadata import BUILTIN
+
+        stored = [r[0] for r in self.db.execute("SELECT DISTINCT key FROM doc_meta ORDER BY key")]
+        return list(dict.fromkeys([*BUILTIN, *stored]))
+
+    def select_chunks(self, where) -> np.ndarray:
+        """Sorted ids of every chunk (retired ones too: an index behind the store
+        still holds them) whose document matches `where` (ingest.filters.Where)."""
+        from ingest.filters import where_sql
+
+        clause, args = where_sql(where, self.metadata_keys())
+        rows = self.db.execute(
+            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document "
+            f"WHERE {clause} ORDER BY c.id", args).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def select_doc_ids(self, where) -> set[str]:
+        """doc_ids of the live documents matching `where`."""
+        from ingest.filters import where_sql
+
+        clause, args = where_sql(where, self.metadata_keys())
+        return {r[0] for r in self.db.execute(
+            f"SELECT d.doc_id FROM documents d WHERE d.deleted_gen IS NULL AND {clause}", args)}
+
+    def document_metadata(self, sources: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        """{source: {key: [values]}} of live documents (for display)."""
+        out: dict[str, dict[str, list[str]]] = {}
+        for batch in _batched(list(sources), 500):
+            marks = ",".join("?" * len(batch))
+            for source, key, value in self.db.execute(
+                    "SELECT d.source, m.key, m.value FROM doc_meta m JOIN documents d ON "
+                    f"d.id = m.document WHERE d.source IN ({marks}) AND d.deleted_gen IS NULL "
+                    "ORDER BY m.rowid", batch):
+                out.setdefault(source, {}).setdefault(key, []).append(value)
+        return out
 
     def _retire_sources(self, sources: Sequence[str], gen: int) -> None:
         for batch in _batched(sources, 500):
@@ -320,6 +416,8 @@ class Store:
             n = self.db.execute(
                 "DELETE FROM chunks WHERE deleted_gen <= ?", [up_to_generation]
             ).rowcount
+            self.db.execute("DELETE FROM doc_meta WHERE document IN (SELECT id FROM documents "
+                            "WHERE deleted_gen <= ?)", [up_to_generation])
             self.db.execute("DELETE FROM documents WHERE deleted_gen <= ?", [up_to_generation])
         return n
 
@@ -410,21 +508,27 @@ class Store:
         return ("c.created_gen <= ? AND (c.deleted_gen IS NULL OR c.deleted_gen > ?)",
                 [generation, generation])
 
-    def _vector_rows(self, columns: str, method: str, generation: int | None) -> list:
+    def _vector_rows(self, columns: str, method: str, generation: int | None,
+                     ids: np.ndarray | None = None) -> list:
         live, args = self._live_at(generation)
-        return self.db.execute(
-            f"SELECT {columns} FROM vectors v JOIN chunks c ON c.id = v.chunk_id "
-            f"WHERE v.method = ? AND v.vector IS NOT NULL AND {live} ORDER BY v.chunk_id",
-            [method, *args],
-        ).fetchall()
+        sql = (f"SELECT {columns} FROM vectors v JOIN chunks c ON c.id = v.chunk_id "
+               f"WHERE v.method = ? AND v.vector IS NOT NULL AND {live}")
+        if ids is None:
+            return self.db.execute(sql + " ORDER BY v.chunk_id", [method, *args]).fetchall()
+        rows = []
+        for batch in _batched([int(i) for i in ids], 900):
+            marks = ",".join("?" * len(batch))
+            rows.extend(self.db.execute(sql + f" AND v.chunk_id IN ({marks})",
+                                        [method, *args, *batch]).fetchall())
+        return sorted(rows)
 
-    def vectors(self, method: str, generation: int | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def vectors(self, method: str, generation: int | None = None,
+                ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(chunk ids int64 (n,), vectors float32 (n, dim)) of every non-empty vector
-        of chunks live now, or live at `generation`."""
+        of chunks live now, or live at `generation`; with `ids`, only those chunks."""
         info = self.method_info(method)
         dim = info["dim"] if info else 0
-        rows = self._vector_rows("v.chunk_id, v.vector", method, generation)
+        rows = self._vector_rows("v.chunk_id, v.vector", method, generation, ids)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if not rows:
             return ids, np.zeros((0, dim), dtype=np.float32)

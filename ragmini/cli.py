@@ -15,17 +15,19 @@ import click
 
 from core.errors import RagminiError
 from ragmini import __version__
+from retrieval.methods import DEFAULT_INGEST
 from ragmini.clitools import emit as _emit
 from ragmini.clitools import json_option as _json_option
 from ragmini.clitools import open_store as _open_store
 from ragmini.clitools import store_option as _store_option
 
-METHOD_HELP = "glove, glove-sif, sbert, bm25, hybrid (bm25+sbert) or hybrid:A+B."
+METHOD_HELP = ("glove, glove-sif, sbert, bm25, tfidf, w2v, w2v-sif; hybrid (bm25+sbert, "
+               "normalised scores), hybrid-rrf, hybrid-wrrf (rank fusion) or hybrid:A+B.")
 # Library messages name parameters; a user of the CLI reads its flags.
 FLAGS = {"k": "-k", "temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
          "max_new_tokens": "--max-new-tokens", "no_repeat_ngram": "--no-repeat-ngram",
          "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "queries": "--queries",
-         "methods": "--methods"}
+         "methods": "--methods", "where": "--where", "tune": "--tune"}
 
 
 def _flagged(exc: RagminiError) -> str:
@@ -59,7 +61,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_store_option
-@click.option("--methods", default="glove,glove-sif,sbert,bm25", show_default=True,
+@click.option("--methods", default=",".join(DEFAULT_INGEST), show_default=True,
               help="Comma-separated methods to index: " + METHOD_HELP)
 @click.option("--chunk-size", default=200, show_default=True,
               help="Chunk length in MiniLM tokens (at most 254).")
@@ -101,13 +103,14 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, prune, max_fi
     report, indexed, embedded = done.report, done.methods, done.embedded
     totals = {"documents": done.documents, "chunks": done.chunks}
     if as_json:
-        _emit({**report.to_dict(), "chunks_embedded": embedded, **totals, "seconds": round(elapsed, 3),
-               "methods": {r.method: {"model": r.model, "embedded": r.embedded, "empty": r.empty,
-                                      "vectors": r.n_vectors, "seconds": round(r.seconds, 3)}
-                           for r in indexed}})
+        from ragmini.api import IngestResult
+
+        _emit(IngestResult.of(done, elapsed).to_dict())  # the Python API's record
         return
+    from ingest.paths import display_source
+
     for s in report.skipped:
-        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+        click.echo(f"skipped {display_source(s.path)}: {s.reason}", err=True)
     for n in report.notes:
         click.echo(f"note: {n}", err=True)
     click.echo(f"{report.new} new, {report.changed} changed, {report.removed} removed, "
@@ -119,32 +122,52 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, prune, max_fi
                f"({elapsed:.1f}s)")
 
 
+WHERE_HELP = ("Only documents whose metadata match: KEY=VALUE (a glob for source, e.g. "
+              "'source=notes/**'), KEY!=VALUE, KEY<VALUE / KEY>=VALUE for numbers and dates, "
+              "KEY~TEXT for a substring. Keys: source, type, title, modified, size, and front "
+              "matter or BEIR metadata keys. Repeatable; all must hold.")
+
+
+def _where_option(f):
+    return click.option("--where", "where", multiple=True, metavar="KEY OP VALUE",
+                        help=WHERE_HELP)(f)
+
+
 @cli.command()
 @click.argument("query")
 @click.option("--method", default="sbert", show_default=True, help=METHOD_HELP)
 @click.option("-k", "k", default=5, show_default=True, help="Number of chunks to return.")
+@_where_option
 @_store_option
 @_json_option
-def search(query, method, k, store, as_json):
+def search(query, method, k, where, store, as_json):
     """Rank the store's chunks against QUERY.
 
     \b
     Examples:
       ragmini search "what does top-p sampling do?"
       ragmini search "word vectors" --method glove -k 3 --json
+      ragmini search "index types" --where 'type=md' --where 'tags=faiss'
     """
+    from ingest.filters import parse_where
     from retrieval.contract import check_queries, search_one
-    from retrieval.methods import check_method, open_searcher
+    from retrieval.methods import check_method, open_searcher, select
 
     check_queries([query], k)
     check_method(method)
+    parsed = parse_where(where)
     with _open_store(store) as st:
+        allowed = select(st, parsed)
         retriever = open_searcher(st, method)
-        hits = search_one(retriever, query, k)
+        hits = search_one(retriever, query, k, allowed)
     _note_behind(method, retriever.behind)
     if as_json:
-        _emit({"query": query, "method": method, "hits": [h.to_dict() for h in hits]})
+        from ragmini.api import SearchResult
+
+        _emit(SearchResult.of(query, method, parsed, hits).to_dict())  # the Python API's record
         return
+    if parsed is not None and not hits:
+        click.echo(f"no chunk of a document matching {parsed} matches the query", err=True)
     for h in hits:
         click.echo(f"{h.rank:>2}. {h.score:.3f}  {h.doc_id}  ({h.title})")
         click.echo(f"    {_snippet(h.text)}")
@@ -187,10 +210,11 @@ def _snippet(text: str, width: int = 160) -> str:
                    "unsupported sentence marked.")
 @click.option("--abstain/--no-abstain", default=True, show_default=True,
               help="Say so, instead of answering, when the documents do not hold an answer.")
+@_where_option
 @_store_option
 @_json_option
 def ask(question, method, k, generator, temperature, top_p, top_k, max_new_tokens, seed,
-        no_repeat_ngram, allow_download, no_fallback, strict, abstain, store, as_json):
+        no_repeat_ngram, allow_download, no_fallback, strict, abstain, where, store, as_json):
     """Answer QUESTION from the store's top-k chunks, citing them as [n].
 
     Each sentence of the answer is checked against the sources it cites and
@@ -210,14 +234,17 @@ def ask(question, method, k, generator, temperature, top_p, top_k, max_new_token
     from retrieval.contract import check_queries
     from retrieval.methods import check_method
 
+    from ingest.filters import parse_where
+
     check_queries([question], k)
     check_method(method)
+    parsed = parse_where(where)
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram)
     with _open_store(store) as st:
         # Generator first: a missing model should fail before any retrieval work.
         gen = load_generator(generator, allow_download=allow_download, fallback=not no_fallback)
         done = ask_store(st, question, gen, method=method, k=k, sampling=sampling,
-                         strict=strict, abstain=abstain)
+                         strict=strict, abstain=abstain, where=parsed)
     _note_behind(method, done.behind)
     if gen.fallback_from:
         click.echo(f"note: generator '{gen.fallback_from}' is not available offline; using the "
@@ -283,7 +310,9 @@ def remove(paths, store, as_json):
         removed = remove_and_index(st, list(paths))
         left = st.count("documents")
     if as_json:
-        _emit({"removed": removed, "documents": left})
+        from ragmini.api import Removal
+
+        _emit(Removal(tuple(removed), left).to_dict())  # the Python API's record
         return
     click.echo(f"removed {len(removed)} document(s); {left} left")
 
@@ -309,7 +338,9 @@ def reindex(methods, index_type, store, as_json):
     out = {r.method: {"vectors": r.n_vectors, "unembedded": r.unembedded,
                       "seconds": round(r.seconds, 3)} for r in reports}
     if as_json:
-        _emit({"methods": out})
+        from ragmini.api import Reindexed
+
+        _emit(Reindexed(tuple(reports)).to_dict())  # the Python API's record
         return
     for m, r in out.items():
         extra = (f"; {r['unembedded']} chunks have no vector yet (run `ragmini ingest`)"
@@ -336,7 +367,9 @@ def status(repair, store, as_json):
         if repair and not (report.consistent and report.up_to_date):
             report, repaired = repair_store(st, progress=not as_json), True
     if as_json:
-        _emit({**report.to_dict(), "repaired": repaired})
+        from ragmini.api import Status
+
+        _emit(Status(report, repaired).to_dict())  # the Python API's record
     else:
         _print_status(report, repaired)
     if not report.consistent:

@@ -12,8 +12,15 @@ DEFAULT_STORE = ".ragmini"
 
 
 def emit(obj: dict) -> None:
-    """Print one JSON object (the --json contract)."""
-    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+    """Print one JSON object (the --json contract).
+
+    Stored sources are valid UTF-8 already (`ingest.paths`); anything else that
+    came from a file name or an argument in undecodable bytes (a store path, a
+    query) has each such byte shown as U+FFFD, so the output is always UTF-8.
+    """
+    from ingest.paths import scrub
+
+    click.echo(scrub(json.dumps(obj, ensure_ascii=False, indent=2)))
 
 
 def json_option(f):

@@ -32,7 +32,7 @@ def eval_group() -> None:
                    "--dataset, where the corpus is large enough).")
 @click.option("--methods", default=None,
               help="Comma-separated methods. Default: every method indexed in the store, plus "
-                   "hybrid; with --dataset, glove,glove-sif,sbert,bm25,hybrid.")
+                   "its fusions; with --dataset, glove,glove-sif,sbert,bm25,tfidf,hybrid,hybrid-rrf.")
 @click.option("--chunk-size", default="200", show_default=True,
               help="With --dataset: one or several sizes to sweep, e.g. 150,200,250.")
 @click.option("--overlap", default="30", show_default=True, help="With --dataset: one or several.")
@@ -41,11 +41,18 @@ def eval_group() -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap and the "
               "randomization test.")
 @click.option("--resamples", default=10_000, show_default=True)
+@click.option("--where", "where", multiple=True, metavar="KEY OP VALUE",
+              help="Evaluate on a slice: only chunks of documents matching the filter are "
+                   "ranked, judgements outside it are dropped. Repeatable (AND); as in search.")
+@click.option("--tune", "tune", default=None, metavar="FUSION",
+              help="Instead of comparing methods, fit FUSION's weights (hybrid, hybrid-wrrf) on "
+                   "this split (use --split dev) and record them in the store; later searches "
+                   "with FUSION use them.")
 @click.option("--no-progress", is_flag=True)
 @_store_option
 @_json_option
 def eval_cmd(dataset, split, queries_path, ks, methods, chunk_size, overlap, report_dir, seed,
-             resamples, no_progress, store, as_json):
+             resamples, where, tune, no_progress, store, as_json):
     """Recall@k, precision@k, MRR@10, nDCG@10 and MAP per method, document level, with
     paired significance tests between every two methods.
 
@@ -57,22 +64,28 @@ def eval_cmd(dataset, split, queries_path, ks, methods, chunk_size, overlap, rep
       ragmini eval
       ragmini eval --dataset ~/beir/scifact --report out/scifact
       ragmini eval --dataset manpages --split dev --chunk-size 150,200,250 --methods bm25,sbert
+      ragmini eval --dataset data/manpages --split dev --tune hybrid
+      ragmini eval --where 'type=md'
     """
     from eval import runs as eval_runs
 
+    if tune:
+        _tune(eval_runs, tune, dataset, split, queries_path, chunk_size, overlap, store,
+              not no_progress and not as_json, as_json)
+        return
     cutoffs = eval_runs.parse_cutoffs(ks) if ks else None
     chosen = methods.split(",") if methods else None
     if dataset:
         results = eval_runs.evaluate_dataset(
             dataset, split, cutoffs, chosen, eval_runs.parse_ints(chunk_size, "chunk_size"),
             eval_runs.parse_ints(overlap, "overlap"), seed, resamples,
-            progress=not no_progress and not as_json)
+            progress=not no_progress and not as_json, where=where)
     else:
         if chunk_size != "200" or overlap != "30":
             raise RagminiError("--chunk-size and --overlap sweeps need --dataset (a store keeps "
                                "the chunking it was ingested with)")
         results = [eval_runs.evaluate_store(store, queries_path, cutoffs, chosen, seed,
-                                            resamples)]
+                                            resamples, where=where)]
     for run in results:
         for note in run.notes:
             click.echo(note, err=True)
@@ -87,12 +100,33 @@ def eval_cmd(dataset, split, queries_path, ks, methods, chunk_size, overlap, rep
     for run in results:
         result = run.result
         chunking = result.chunking or {}
-        where = f"{result.dataset} ({result.split})" if result.split else result.dataset
-        click.echo(f"{where}, chunks {chunking.get('size')}/{chunking.get('overlap')}:")
+        label = f"{result.dataset} ({result.split})" if result.split else result.dataset
+        sliced = f", where {result.where}" if result.where else ""
+        click.echo(f"{label}, chunks {chunking.get('size')}/{chunking.get('overlap')}{sliced}:")
         click.echo(format_table(result))
         click.echo("")
     if report_dir:
         click.echo(f"report written to {report_dir}")
+
+
+def _tune(eval_runs, fusion, dataset, split, queries_path, chunk_size, overlap, store, progress,
+          as_json) -> None:
+    from eval.tuning import format_tuning
+
+    if "," in chunk_size or "," in overlap:
+        raise RagminiError("--tune takes one --chunk-size and one --overlap", param="tune")
+    result = eval_runs.tune(fusion, store_path=store, queries_path=queries_path,
+                            dataset=dataset, split=split,
+                            chunk_size=eval_runs.parse_ints(chunk_size, "chunk_size")[0],
+                            overlap=eval_runs.parse_ints(overlap, "overlap")[0],
+                            progress=progress)
+    if as_json:
+        _emit(result.to_dict())
+        return
+    if dataset and split == "test":
+        click.echo("note: tuned on the test split; report results on a split you did not tune "
+                   "on", err=True)
+    click.echo(format_tuning(result))
 
 
 @eval_group.command("answers")

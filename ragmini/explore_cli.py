@@ -8,6 +8,8 @@ import click
 
 from ragmini.clitools import emit as _emit
 from ragmini.clitools import json_option as _json_option
+from ragmini.clitools import open_store as _open_store
+from ragmini.clitools import store_option as _store_option
 from core.errors import RagminiError
 
 
@@ -25,19 +27,34 @@ def explore() -> None:
 @explore.command()
 @click.argument("word")
 @click.option("-n", "n", default=5, show_default=True)
+@click.option("--method", type=click.Choice(["glove", "w2v"]), default="glove", show_default=True,
+              help="glove: the packaged GloVe 6B (Wikipedia and news); w2v: the word2vec model "
+                   "trained on the store's own chunks (--store).")
+@_store_option
 @_json_option
-def neighbors(word, n, as_json):
-    """Nearest GloVe words to WORD by cosine similarity.
+def neighbors(word, n, method, store, as_json):
+    """Nearest words to WORD by cosine similarity, under GloVe or the store's w2v.
 
     \b
-    Example:
+    Examples:
       ragmini explore neighbors king
+      ragmini explore neighbors socket --method w2v --store .ragmini
     """
     from retrieval.geometry import neighbors as nearest
 
-    result = nearest(_glove().keyed_vectors, word, n)
+    if method == "w2v":
+        from retrieval.w2v import w2v_for_store
+
+        with _open_store(store) as st:
+            embedder = w2v_for_store(st, train=False)  # explore never trains a model
+        vocabulary = "store's w2v"  # the words its chunks use at least twice
+    else:
+        embedder, vocabulary = _glove(), "GloVe"
+    result = nearest(embedder.keyed_vectors, word, n, vocabulary=vocabulary)
     if as_json:
-        _emit({"word": word, "neighbors": [{"word": w, "score": s} for w, s in result]})
+        from ragmini.api import Neighbors
+
+        _emit(Neighbors(word, method, embedder.model, tuple(result)).to_dict())
         return
     for w, s in result:
         click.echo(f"{s:.3f}  {w}")
@@ -60,7 +77,9 @@ def analogy(a, b, c, n, as_json):
 
     result = solve(_glove().keyed_vectors, a, b, c, n)
     if as_json:
-        _emit({"a": a, "b": b, "c": c, "results": [{"word": w, "score": s} for w, s in result]})
+        from ragmini.api import Analogy
+
+        _emit(Analogy(a, b, c, tuple(result)).to_dict())
         return
     click.echo(f"{a} - {b} + {c} =")
     for w, s in result:
@@ -82,8 +101,6 @@ def similarity(sentences, method, metric, plot, as_json):
       ragmini explore similarity "dog bites man" "man bites dog" --method glove
       ragmini explore similarity "dog bites man" "man bites dog" --method sbert
     """
-    import numpy as np
-
     from retrieval.geometry import mds_layout, pairwise
 
     if len(sentences) < 2:
@@ -112,10 +129,10 @@ def similarity(sentences, method, metric, plot, as_json):
         plot_similarity(list(sentences), matrix, layout.coords, layout.clusters, plot,
                         method=method, metric=metric)
     if as_json:
-        _emit({"method": method, "metric": metric, "sentences": list(sentences),
-               "matrix": np.round(matrix, 6).tolist(), "mds": np.round(layout.coords, 6).tolist(),
-               "clusters": layout.clusters.tolist(), "note": note,
-               "plot": str(plot) if plot else None})
+        from ragmini.api import Similarity
+
+        _emit(Similarity(method, metric, tuple(sentences), matrix, layout.coords,
+                         layout.clusters, note, plot).to_dict())
         return
     n = len(sentences)
     click.echo(f"{metric} ({method})")
@@ -160,8 +177,9 @@ def tokens(text, which, as_json):
         tokenizer, name = gen.tokenizer, gen.name
     view = token_view(tokenizer, text)
     if as_json:
-        _emit({"tokenizer": name, "tokens": view.tokens, "ids": view.ids,
-               "n_tokens": len(view.ids), "n_words": view.n_words})
+        from ragmini.api import Tokens
+
+        _emit(Tokens(name, tuple(view.tokens), tuple(view.ids), view.n_words).to_dict())
         return
     click.echo(f"tokenizer: {name}")
     click.echo(f"{'#':>3}  {'token':<20} id")
@@ -208,10 +226,10 @@ def generate(prompt, n, temperature, top_p, top_k, seed, max_new_tokens, show_pr
     texts = continuations(gen, prompt, n, sampling)
     probs = next_token_probs(gen, prompt, temperature) if show_probs else []
     if as_json:
-        _emit({"prompt": prompt, "generator": gen.name, "temperature": temperature,
-               "top_p": top_p, "top_k": top_k, "seed": seed,
-               "continuations": texts,
-               "next_token_probs": [{"token": t, "p": p} for t, p in probs]})
+        from ragmini.api import Generation
+
+        _emit(Generation(prompt, gen.name, temperature, top_p, top_k, seed, tuple(texts),
+                         tuple(probs)).to_dict())
         return
     for i, text in enumerate(texts):
         click.echo(f"[{i + 1}] (seed {seed + i}) {prompt}{'' if text[:1] in ',.;:' else ' '}"
@@ -252,9 +270,10 @@ def corpus_map_cmd(method, plot, store, as_json):
         plot_corpus_map(result.pca, result.tsne, doc_ids, plot, method=method,
                         same_doc_neighbour=result.same_doc_neighbour, chance=result.chance)
     if as_json:
-        _emit({"method": method, "chunks": len(doc_ids), "documents": len(set(doc_ids)),
-               "same_doc_neighbour": result.same_doc_neighbour, "chance": result.chance,
-               "plot": str(plot) if plot else None})
+        from ragmini.api import CorpusMap
+
+        _emit(CorpusMap(method, tuple(doc_ids), result.same_doc_neighbour, result.chance,
+                        result.pca, result.tsne, plot).to_dict())
         return
     click.echo(f"{len(doc_ids)} chunks of {len(set(doc_ids))} documents ({method}): the nearest "
                f"other chunk is from the same document for {result.same_doc_neighbour:.0%} of "

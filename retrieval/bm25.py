@@ -28,6 +28,7 @@ from retrieval.contract import (
     Hit,
     MethodReport,
     MethodStatus,
+    allowed_mask,
     check_queries,
     hits_from_ids,
     passage_text,
@@ -73,11 +74,15 @@ def build_bm25(store: Store) -> Bm25Params:
     folder = f"{METHOD}-g{store.generation}-{secrets.token_hex(4)}"
     tmp = directory / f".{folder}.tmp"
     retriever = bm25s.BM25(k1=K1, b=B)
-    if texts:
-        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
+    tokens = (bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
+              if texts else None)
+    # Chunks of nothing but stop words leave no vocabulary, which bm25s cannot index:
+    # such a collection is indexed as empty (every search finds nothing).
+    indexable = tokens is not None and bool(tokens.vocab)
+    if indexable:
         retriever.index(tokens, show_progress=False)
     tmp.mkdir()
-    if texts:
+    if indexable:
         retriever.save(str(tmp), show_progress=False)
     id_array = np.asarray(ids, dtype=np.int64)
     np.save(tmp / "chunk_ids.npy", id_array)
@@ -171,6 +176,7 @@ class Bm25Searcher:
     """BM25 over the chunks of one store generation; the Searcher contract."""
 
     method = METHOD
+    score_floor = 0.0  # for fusions normalising by a theoretical minimum
 
     def __init__(self, store: Store):
         import bm25s
@@ -185,8 +191,9 @@ class Bm25Searcher:
             self.ids = np.load(folder / "chunk_ids.npy")
             if hashlib.sha256(self.ids.astype(np.int64).tobytes()).hexdigest() != params.ids_sha256:
                 raise ValueError("chunk id checksum mismatch")
+            indexed = len(self.ids) and (folder / "params.index.json").exists()
             self.bm25 = LOADED.get((str(folder), params.ids_sha256), lambda: bm25s.BM25.load(
-                str(folder), show_progress=False)) if len(self.ids) else None
+                str(folder), show_progress=False)) if indexed else None
         except (OSError, ValueError) as exc:
             raise IndexStale(
                 f"the 'bm25' index in {folder} is damaged ({exc}); run `ragmini status --repair`"
@@ -196,11 +203,17 @@ class Bm25Searcher:
         self.behind = store.generation - params.store_generation
         self._stemmer = _stemmer()
 
-    def search(self, queries: list[str], k: int = 5) -> list[list[Hit]]:
+    def search(self, queries: list[str], k: int = 5, allowed: np.ndarray | None = None
+               ) -> list[list[Hit]]:
+        """With `allowed`, other chunks' scores are masked to 0 inside bm25s, so
+        the top k are the best allowed chunks."""
         import bm25s
 
         check_queries(queries, k)
         if self.bm25 is None:
+            return [[] for _ in queries]
+        mask = allowed_mask(self.ids, allowed)
+        if mask is not None and not mask.any():
             return [[] for _ in queries]
         tokens = bm25s.tokenize(list(queries), stopwords="en", stemmer=self._stemmer,
                                 return_ids=False, show_progress=False)
@@ -212,7 +225,9 @@ class Bm25Searcher:
                                  "words exactly); rephrase, or use the sbert method",
                                  param="query")
         k = min(k, len(self.ids))
-        rows, scores = self.bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        rows, scores = self.bm25.retrieve(
+            tokens, k=k, show_progress=False, n_threads=1,
+            weight_mask=None if mask is None else mask.astype(np.float32))
         chunk_ids = self.ids[rows]
         # bm25s returns k rows even when fewer chunks match; a zero score is no match.
         chunk_ids = np.where(scores > 0, chunk_ids, -1)

@@ -9,8 +9,11 @@ Three small shapes, at the bottom of retrieval (they import nothing of it):
   store, and opened as a ``Searcher``. Dense methods, bm25 and any later one
   (TF-IDF, a new encoder) implement it; indexing, status and reindex loop over
   Methods and never name one.
-- ``Searcher``: ``search(queries, k) -> list[list[Hit]]``, best first, and
-  ``behind``: how many store commits its index lags (0 when current).
+- ``Searcher``: ``search(queries, k, allowed=None) -> list[list[Hit]]``, best
+  first, and ``behind``: how many store commits its index lags (0 when current).
+  ``allowed`` (sorted int64 chunk ids, from a metadata filter) restricts the
+  ranking to those chunks inside the method, not after it: k hits whenever k
+  allowed chunks match.
 
 The registry that names methods is ``retrieval/methods.py``.
 """
@@ -66,7 +69,8 @@ class Searcher(Protocol):
     method: str
     behind: int  # store commits the index does not reflect yet
 
-    def search(self, queries: list[str], k: int) -> list[list[Hit]]: ...
+    def search(self, queries: list[str], k: int, allowed: np.ndarray | None = None
+               ) -> list[list[Hit]]: ...
 
 
 @dataclass(frozen=True)
@@ -131,9 +135,18 @@ def check_queries(queries: list[str], k: int) -> None:
             raise QueryError("the query is empty; type some words to search for", param="query")
 
 
-def search_one(searcher: Searcher, query: str, k: int = 5) -> list[Hit]:
+def search_one(searcher: Searcher, query: str, k: int = 5,
+               allowed: np.ndarray | None = None) -> list[Hit]:
     """The top-`k` hits for one query."""
-    return searcher.search([query], k)[0]
+    return searcher.search([query], k, allowed)[0]
+
+
+def allowed_mask(ids: np.ndarray, allowed: np.ndarray | None) -> np.ndarray | None:
+    """For methods that score every row: True where the row's chunk id is allowed
+    (None when nothing is filtered)."""
+    if allowed is None:
+        return None
+    return np.isin(ids, allowed, assume_unique=False)
 
 
 def passage_text(title: str, text: str) -> str:

@@ -26,9 +26,21 @@ from retrieval.contract import (
     hits_from_ids,
     passage_text,
 )
-from retrieval.index import build_index, load_index, read_params, save_index
+from retrieval.index import (
+    build_index,
+    exact_top_k,
+    filtered_params,
+    load_index,
+    read_params,
+    save_index,
+)
 
 EMBED_BATCH = 256  # chunks per embed call and per transaction
+# A filter keeping fewer chunks than this is searched exactly over the kept vectors
+# (read from the store) instead of through the index with an id selector; below it
+# the exact scan is faster and HNSW's graph walk finds too few kept neighbours
+# (bench/filters.py measures both sides of the cut).
+FILTER_EXACT_BELOW = 2000
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,11 @@ class DenseMethod:
         if params is None:
             return False
         with_vector, _ = store.vector_counts(self.name)
-        return params.store_generation == store.generation and params.n_vectors == with_vector
+        info = store.method_info(self.name)
+        # A new model (a package upgrade, a retrained w2v) re-embeds every chunk; the
+        # index of the old vectors must go even if the counts happen to agree.
+        return (params.store_generation == store.generation and params.n_vectors == with_vector
+                and info is not None and params.model == info["model"])
 
     def update(self, store: Store, *, embedder: Embedder | None = None, progress: bool = True,
                force_rebuild: bool = False, index_type: str | None = None) -> MethodReport:
@@ -153,6 +169,8 @@ class DenseSearcher:
         'bm25.md'
     """
 
+    score_floor = -1.0  # cosine, for fusions normalising by a theoretical minimum
+
     def __init__(self, store: Store, method: DenseMethod, embedder: Embedder | None = None):
         name = method.name
         params = read_params(store.index_dir, name)
@@ -182,8 +200,10 @@ class DenseSearcher:
                 f"({getattr(self.embedder, 'dim', '?')}-d); run `ragmini ingest` again to "
                 "re-embed")
 
-    def search(self, queries: list[str], k: int = 5) -> list[list[Hit]]:
-        """Batch search: one embed call, one FAISS call, one store read."""
+    def search(self, queries: list[str], k: int = 5, allowed: np.ndarray | None = None
+               ) -> list[list[Hit]]:
+        """Batch search: one embed call, one FAISS call, one store read. With
+        `allowed`, only those chunk ids are ranked (see `filtered_search`)."""
         check_queries(queries, k)
         vectors = self.embedder.embed([q[:MAX_QUERY_CHARS] for q in queries])
         empty = ~vectors.any(axis=1)
@@ -193,8 +213,31 @@ class DenseSearcher:
                              "vocabulary; rephrase, or use the sbert method", param="query")
         if self.index.ntotal == 0:
             return [[] for _ in queries]
-        scores, ids = self.index.search(vectors, min(k, self.index.ntotal))
+        if allowed is not None:
+            scores, ids = self.filtered_search(vectors, k, allowed)
+        else:
+            scores, ids = self.index.search(vectors, min(k, self.index.ntotal))
         return hits_from_ids(self.store, ids, scores)
+
+    def filtered_search(self, vectors: np.ndarray, k: int, allowed: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k among `allowed` ids, filtered inside FAISS (an IDSelector), or, for a
+        small selection or when the index walk comes back short, exactly over the
+        kept vectors: k hits whenever k allowed chunks are in the index."""
+        allowed = np.asarray(allowed, dtype=np.int64)
+        if len(allowed) == 0:
+            return (np.zeros((len(vectors), 0), dtype=np.float32),
+                    np.zeros((len(vectors), 0), dtype=np.int64))
+        if len(allowed) >= FILTER_EXACT_BELOW:
+            k_index = min(k, self.index.ntotal)
+            scores, ids = self.index.search(
+                vectors, k_index,
+                params=filtered_params(allowed, self.params.search_params, k_index))
+            if (ids >= 0).sum(axis=1).min() >= k_index:
+                return scores, ids
+        kept_ids, kept = self.store.vectors(self.method, self.params.store_generation,
+                                            ids=allowed)
+        return exact_top_k(kept_ids, kept, vectors, k)
 
 
 def _embed_missing(store: Store, method: str, embedder: Embedder, missing, progress: bool) -> int:

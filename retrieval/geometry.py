@@ -13,12 +13,12 @@ from core.errors import QueryError
 METRICS = ("cosine", "euclidean", "dot")
 
 
-def _require_words(kv, words: list[str]) -> None:
+def _require_words(kv, words: list[str], vocabulary: str = "GloVe") -> None:
     for word in words:
         if word not in kv.key_to_index:
             close = close_spellings(kv, word)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise QueryError(f"'{word}' is not in the GloVe vocabulary{hint}")
+            raise QueryError(f"'{word}' is not in the {vocabulary} vocabulary{hint}")
 
 
 def close_spellings(kv, word: str, n: int = 3) -> list[str]:
@@ -33,15 +33,16 @@ def close_spellings(kv, word: str, n: int = 3) -> list[str]:
     return difflib.get_close_matches(word, candidates, n=n, cutoff=0.75)
 
 
-def neighbors(kv, word: str, n: int = 5) -> list[tuple[str, float]]:
-    """The `n` words nearest to `word` by cosine similarity (gensim KeyedVectors).
+def neighbors(kv, word: str, n: int = 5, vocabulary: str = "GloVe") -> list[tuple[str, float]]:
+    """The `n` words nearest to `word` by cosine similarity (gensim KeyedVectors);
+    `vocabulary` names the model in the message for an unknown word.
 
     Example:
         >>> neighbors(kv, "king", 2)
         [('prince', 0.8236...), ('queen', 0.7839...)]
     """
     word = word.strip().lower()
-    _require_words(kv, [word])
+    _require_words(kv, [word], vocabulary)
     return [(w, float(s)) for w, s in kv.most_similar(word, topn=n)]
 
 

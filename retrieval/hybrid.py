@@ -1,34 +1,153 @@
-"""Fusions: one ranking from the rankings of two other methods."""
+"""Fusions: one ranking from the rankings of two other methods.
+
+Two families, both over the top `depth` chunks of each part:
+
+- convex combination of normalised scores (Bruch, Gai and Ingber, "An Analysis
+  of Fusion Functions for Hybrid Retrieval", TOIS 2023): each part's scores are
+  normalised per query, then summed with weights that add to 1. A chunk one part
+  did not return gets that part's lowest normalised score (it ranked below all
+  of them). Normalisations: ``minmax`` (observed min and max), ``tmm``
+  (theoretical minimum: -1 for a cosine, 0 for BM25 and TF-IDF; observed max),
+  ``zscore``.
+- reciprocal rank fusion (Cormack et al. 2009): sum over parts of
+  w / (60 + rank); plain RRF is equal weights.
+
+The weights are what `eval --tune` fits on a dev split; `FusionParams` is what
+it records in the store, and what a fusion searcher is opened with.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from core.errors import QueryError, RagminiError
 from retrieval.contract import Hit, Searcher, check_queries
 
 RRF_K = 60
+NORMS = ("minmax", "tmm", "zscore")
+KINDS = ("convex", "rrf")
+DEPTH = 100  # chunks fetched from each part
 
 
-class RrfSearcher:
-    """Reciprocal rank fusion of two searchers (Cormack et al. 2009): a chunk scores
-    the sum over both rankings of 1 / (60 + rank); absent from one, it gets 0 there."""
+@dataclass(frozen=True)
+class FusionParams:
+    kind: str  # convex | rrf
+    weights: tuple[float, float]  # per part, in the order the parts are named
+    norm: str = "minmax"  # convex only
+    tuned_on: str = ""  # dataset/split the weights were fitted on, "" for a default
 
-    def __init__(self, name: str, first: Searcher, second: Searcher, depth: int = 100):
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise RagminiError(f"unknown fusion kind '{self.kind}'; choose from {', '.join(KINDS)}")
+        if self.kind == "convex" and self.norm not in NORMS:
+            raise RagminiError(f"unknown normalisation '{self.norm}'; choose from "
+                               f"{', '.join(NORMS)}")
+        if len(self.weights) != 2 or min(self.weights) < 0 or sum(self.weights) <= 0:
+            raise RagminiError(f"fusion weights must be two non-negative numbers, "
+                               f"not {self.weights}")
+
+    def label(self) -> str:
+        w = "/".join(f"{x:.2f}" for x in self.weights)
+        return f"{self.kind} {self.norm} {w}" if self.kind == "convex" else f"rrf {w}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: str) -> FusionParams:
+        data = json.loads(raw)
+        return cls(data["kind"], tuple(data["weights"]), data.get("norm", "minmax"),
+                   data.get("tuned_on", ""))
+
+
+def _normalise(scores: np.ndarray, norm: str, floor: float | None) -> np.ndarray:
+    if len(scores) == 0:
+        return scores
+    if norm == "zscore":
+        sd = scores.std()
+        return (scores - scores.mean()) / sd if sd > 0 else np.zeros_like(scores)
+    low = scores.min() if norm == "minmax" or floor is None else min(floor, scores.min())
+    span = scores.max() - low
+    return (scores - low) / span if span > 0 else np.ones_like(scores)
+
+
+def fuse(per_part: Sequence[list[Hit]], params: FusionParams, k: int,
+         floors: Sequence[float | None] = (None, None)) -> list[Hit]:
+    """The fused top `k` of one query, from each part's ranked hits."""
+    fused: dict[int, float] = {}
+    by_id: dict[int, Hit] = {}
+    for hits, weight, floor in zip(per_part, params.weights, floors):
+        if params.kind == "rrf":
+            values = [1.0 / (RRF_K + h.rank) for h in hits]
+            missing = 0.0
+        else:
+            normed = _normalise(np.array([h.score for h in hits], dtype=np.float64),
+                                params.norm, floor)
+            values = normed.tolist()
+            missing = float(normed.min()) if len(normed) else 0.0
+        seen = set()
+        for hit, value in zip(hits, values):
+            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + weight * value
+            by_id.setdefault(hit.chunk_id, hit)
+            seen.add(hit.chunk_id)
+        if missing:  # chunks this part did not return rank below all it did
+            for cid in fused.keys() - seen:
+                fused[cid] += weight * missing
+    best = sorted(fused, key=lambda cid: (-fused[cid], cid))[:k]
+    return [Hit(i, fused[cid], by_id[cid].chunk) for i, cid in enumerate(best, 1)]
+
+
+class FusionSearcher:
+    """Two searchers fused by `params`; the Searcher contract."""
+
+    def __init__(self, name: str, first: Searcher, second: Searcher, params: FusionParams,
+                 depth: int = DEPTH):
         self.parts = (first, second)
         self.method = f"{name}:{first.method}+{second.method}"
         self.behind = max(first.behind, second.behind)
+        self.params = params
         self.depth = depth
+        self.floors = tuple(getattr(p, "score_floor", None) for p in self.parts)
 
-    def search(self, queries: list[str], k: int = 5) -> list[list[Hit]]:
+    def search(self, queries: list[str], k: int = 5, allowed: np.ndarray | None = None
+               ) -> list[list[Hit]]:
         check_queries(queries, k)
         depth = max(self.depth, k)
-        rankings = [part.search(queries, depth) for part in self.parts]
-        results = []
+        rankings = [part_hits(part, queries, depth, allowed) for part in self.parts]
+        out = []
         for per_query in zip(*rankings):
-            fused: dict[int, float] = {}
-            by_id: dict[int, Hit] = {}
-            for hits in per_query:
-                for hit in hits:
-                    fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + hit.rank)
-                    by_id.setdefault(hit.chunk_id, hit)
-            best = sorted(fused, key=lambda cid: (-fused[cid], cid))[:k]
-            results.append([Hit(i, fused[cid], by_id[cid].chunk) for i, cid in enumerate(best, 1)])
-        return results
+            errors = [r for r in per_query if isinstance(r, QueryError)]
+            if len(errors) == len(per_query):  # no part can handle the query
+                raise errors[0]
+            out.append(fuse([[] if isinstance(r, QueryError) else r for r in per_query],
+                            self.params, k, self.floors))
+        return out
+
+
+def part_hits(part: Searcher, queries: list[str], depth: int, allowed: np.ndarray | None
+              ) -> list[list[Hit] | QueryError]:
+    """A part's rankings, with the error in place of a query the part cannot handle
+    (GloVe: no known word; bm25: no word in the corpus): the other part still
+    answers it."""
+    try:
+        return part.search(queries, depth, allowed)
+    except QueryError as exc:
+        if len(queries) == 1:
+            return [exc]
+    out: list[list[Hit] | QueryError] = []
+    for q in queries:
+        try:
+            out.append(part.search([q], depth, allowed)[0])
+        except QueryError as exc:
+            out.append(exc)
+    return out
+
+
+def RrfSearcher(name: str, first: Searcher, second: Searcher, depth: int = DEPTH
+                ) -> FusionSearcher:
+    """Plain reciprocal rank fusion with equal weights."""
+    return FusionSearcher(name, first, second, FusionParams("rrf", (1.0, 1.0)), depth)

@@ -107,6 +107,43 @@ def apply_search_params(index, params: dict | None) -> None:
         faiss.extract_index_ivf(inner).nprobe = int(params["nprobe"])
 
 
+def filtered_params(allowed: np.ndarray, params: dict | None, k: int):
+    """FAISS SearchParameters that keep only `allowed` ids, inside the search.
+
+    The selector carries the index's own efSearch / nprobe (a SearchParameters
+    object replaces them, and the FAISS defaults are far lower). HNSW explores
+    at least 2k candidates, since many it meets are filtered out."""
+    import faiss
+
+    selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+    params = params or {}
+    if "efSearch" in params:
+        return faiss.SearchParametersHNSW(sel=selector,
+                                          efSearch=max(int(params["efSearch"]), 2 * k))
+    if "nprobe" in params:
+        return faiss.SearchParametersIVF(sel=selector, nprobe=int(params["nprobe"]))
+    return faiss.SearchParameters(sel=selector)
+
+
+def exact_top_k(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, ids), each (n_queries, k), by inner product over `vectors`, padded
+    with -1 ids like a FAISS search."""
+    n = len(ids)
+    scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    out = np.full((len(queries), k), -1, dtype=np.int64)
+    if n == 0:
+        return scores, out
+    sims = queries @ vectors.T
+    top = min(k, n)
+    part = np.argpartition(-sims, top - 1, axis=1)[:, :top]
+    order = np.take_along_axis(sims, part, axis=1).argsort(axis=1)[:, ::-1]
+    best = np.take_along_axis(part, order, axis=1)
+    scores[:, :top] = np.take_along_axis(sims, best, axis=1)
+    out[:, :top] = ids[best]
+    return scores, out
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to a temporary sibling, fsync it, then rename it over `path`."""
     tmp = path.with_name(f".{path.name}.tmp")

@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from core.cache import Memo
 from core.errors import QueryError
 from ingest.store import Store
 from retrieval.bm25 import Bm25Method
 from retrieval.contract import Embedder, Method, Searcher
 from retrieval.dense import DenseMethod
-from retrieval.hybrid import RrfSearcher
+from retrieval.hybrid import FusionParams, FusionSearcher
+from retrieval.tfidf import TfidfMethod
 
 
 # Loaded models, shared by every store of the process (a server, a notebook).
@@ -38,6 +41,20 @@ def _glove_sif(store: Store) -> Embedder:
     return sif_for_store(store, _glove(store).keyed_vectors)
 
 
+def _w2v(store: Store) -> Embedder:
+    from retrieval.w2v import w2v_for_store
+
+    # Trained on (and frozen in) each store the first time it is needed.
+    return w2v_for_store(store)
+
+
+def _w2v_sif(store: Store) -> Embedder:
+    from retrieval.w2v import W2vSifEmbedder
+
+    # The store's w2v model, its words weighted by their frequency in the same chunks.
+    return W2vSifEmbedder(_w2v(store))
+
+
 def _sbert(store: Store) -> Embedder:
     from retrieval.sbert import SbertEmbedder
 
@@ -50,18 +67,43 @@ INDEXED: dict[str, Callable[[], Method]] = {
     "glove-sif": lambda: DenseMethod("glove-sif", _glove_sif),
     "sbert": lambda: DenseMethod("sbert", _sbert),
     "bm25": Bm25Method,
+    "tfidf": TfidfMethod,
+    "w2v": lambda: DenseMethod("w2v", _w2v),
+    "w2v-sif": lambda: DenseMethod("w2v-sif", _w2v_sif),
 }
 
 
 @dataclass(frozen=True)
 class Fusion:
     parts: tuple[str, str]  # what the bare name fuses; NAME:A+B picks any two
-    searcher: Callable[..., Searcher]  # (name, first, second) -> Searcher
+    default: FusionParams  # used until `eval --tune NAME` records tuned ones in the store
+    tunable: bool = True
+    in_default_eval: bool = True
 
 
+# The default hybrid: a convex combination of min-max normalised scores, its weight
+# chosen across the dev splits of every labelled set we have (README: "Fusion").
 FUSIONS: dict[str, Fusion] = {
-    "hybrid": Fusion(("bm25", "sbert"), RrfSearcher),
+    "hybrid": Fusion(("bm25", "sbert"), FusionParams("convex", (0.3, 0.7), "minmax")),
+    "hybrid-rrf": Fusion(("bm25", "sbert"), FusionParams("rrf", (1.0, 1.0)), tunable=False),
+    "hybrid-wrrf": Fusion(("bm25", "sbert"), FusionParams("rrf", (0.3, 0.7)),
+                          in_default_eval=False),
 }
+FUSION_META = "fusion.{}"  # store meta key of a fusion's tuned params
+
+
+def fusion_params(store: Store, name: str) -> FusionParams:
+    """The params a fusion is opened with: tuned ones recorded in the store, else its
+    default."""
+    raw = store.get_meta(FUSION_META.format(name))
+    return FusionParams.from_json(raw) if raw else FUSIONS[name].default
+
+
+# What `ingest` builds unless told (no model to train, every classic baseline), and
+# what `eval` compares on a dataset: w2v trains a model into the store (a minute on
+# 28k chunks), so it is asked for by name.
+DEFAULT_INGEST = ("glove", "glove-sif", "sbert", "bm25", "tfidf")
+
 
 def names() -> tuple[str, ...]:
     """Every method name, indexed ones first (read at call time: the registry may grow)."""
@@ -72,7 +114,8 @@ DEFAULT_METHOD = "sbert"  # what search and ask rank by unless told otherwise
 # The sentence encoder that judges answers: support scores, extractive picks and the
 # abstention model (calibrated on its scores) all read it.
 ENCODER = "sbert"
-HELP = ", ".join(names()) + " (bm25+sbert), or hybrid:A+B to fuse any two"
+HELP = (", ".join(names()) + " (the hybrids fuse bm25 and sbert), or hybrid:A+B to fuse "
+        "any two")
 
 
 def parse_fusion(method: str) -> tuple[str, tuple[str, str]] | None:
@@ -136,14 +179,24 @@ def get_embedder(method: str, store: Store) -> Embedder:
     return found.load_embedder(store)
 
 
-def default_eval_methods(indexed: list[str]) -> list[str]:
-    """What `eval` compares on a store: every indexed method, plus each fusion whose
-    default parts are both indexed."""
-    chosen = list(indexed)
+def default_eval_methods(indexed: Iterable[str]) -> list[str]:
+    """What `eval` compares on a store: every indexed method (in registry order), plus
+    each fusion whose default parts are both indexed."""
+    indexed = set(indexed)
+    chosen = [m for m in INDEXED if m in indexed]
     for name, fusion in FUSIONS.items():
-        if set(fusion.parts) <= set(indexed):
+        if fusion.in_default_eval and set(fusion.parts) <= set(indexed):
             chosen.append(name)
     return chosen
+
+
+def select(store: Store, where) -> np.ndarray | None:
+    """The chunk ids a metadata filter keeps (`--where` strings or a parsed Where),
+    for a searcher's `allowed`; None when there is no filter."""
+    from ingest.filters import Where, parse_where
+
+    parsed = where if isinstance(where, Where) or where is None else parse_where(where)
+    return None if parsed is None else store.select_chunks(parsed)
 
 
 def open_searcher(store: Store, method: str, embedders: dict[str, Embedder] | None = None
@@ -153,15 +206,16 @@ def open_searcher(store: Store, method: str, embedders: dict[str, Embedder] | No
     fusion = parse_fusion(method)
     if fusion is not None:
         name, (a, b) = fusion
-        return FUSIONS[name].searcher(name, open_searcher(store, a, embedders),
-                                      open_searcher(store, b, embedders))
+        return FusionSearcher(name, open_searcher(store, a, embedders),
+                              open_searcher(store, b, embedders), fusion_params(store, name))
     return get_method(method).open(store, embedders.get(method))
 
 
 # Methods that see only the words of a fixed vocabulary (reports list the rest).
 FIXED_VOCABULARY = frozenset({"glove", "glove-sif"})
 # Pairs whose disagreements a report spells out, query by query.
-CONTRASTS = (("glove", "sbert"), ("glove", "glove-sif"), ("bm25", "sbert"), ("sbert", "hybrid"))
+CONTRASTS = (("glove", "sbert"), ("glove", "glove-sif"), ("bm25", "sbert"), ("sbert", "hybrid"),
+             ("hybrid-rrf", "hybrid"))
 
 
 def unknown_words(methods: Iterable[str]) -> Callable[[str], list[str]] | None:

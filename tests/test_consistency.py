@@ -197,14 +197,14 @@ def test_unreadable_file_even_as_root(tmp_path, monkeypatch):
 
     (tmp_path / "locked.txt").write_text("secret")
     (tmp_path / "ok.txt").write_text("fine")
-    real = Path.read_bytes
+    real = os.open
 
-    def read_bytes(self):
-        if self.name == "locked.txt":
+    def fake_open(path, flags, *args, **kwargs):
+        if os.fsdecode(path).endswith("locked.txt"):
             raise PermissionError(13, "Permission denied")
-        return real(self)
+        return real(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "open", fake_open)
     loaded = load_paths([tmp_path])
     assert [d.doc_id for d in loaded.documents] == ["ok.txt"]
     assert [s.reason for s in loaded.skipped] == ["permission denied"]

@@ -65,7 +65,8 @@ def test_a_registered_method_goes_through_every_stage(keyword_method, docs, tmp_
 
 
 def test_unknown_names_list_the_registry(keyword_method):
-    with pytest.raises(QueryError, match="choose from glove, glove-sif, sbert, bm25, keywords, hybrid"):
+    with pytest.raises(QueryError, match="choose from glove, glove-sif, sbert, bm25, tfidf, w2v, "
+                       "w2v-sif, keywords, hybrid, hybrid-rrf, hybrid-wrrf"):
         methods.check_method("elmo")
     assert methods.index_parts(["hybrid", "keywords", "sbert"]) == ["bm25", "sbert", "keywords"]
     assert methods.parse_methods("keywords, bm25,keywords") == ["keywords", "bm25"]

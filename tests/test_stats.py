@@ -59,7 +59,7 @@ class _Fixed:
     def __init__(self, method, ranking):
         self.method, self.behind, self.ranking = method, 0, ranking
 
-    def search(self, queries, k):
+    def search(self, queries, k, allowed=None):
         return [[make_hit(i, 1.0, cid, f"d{cid}") for i, cid in
                  enumerate(self.ranking[:k], 1)] for _ in queries]
 

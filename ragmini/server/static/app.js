@@ -83,15 +83,20 @@ function highlighted(text, query) {
   return frag;
 }
 
+// "type=md, tags=faiss" -> ["type=md", "tags=faiss"]: the --where conditions, all must hold.
+const whereOf = (text) => text.split(",").map((w) => w.trim()).filter(Boolean);
+
 const snippet = (text, n = 420) => (text.length > n ? `${text.slice(0, n).replace(/\s\S*$/, "")} …` : text);
 
 // ---- search -----------------------------------------------------------------
 $("#search-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const q = $("#search-q").value, method = $("#search-method").value, k = $("#search-k").value;
+  const params = new URLSearchParams({ q, method, k });
+  for (const w of whereOf($("#search-where").value)) params.append("where", w);
   busy("search", $("#search-form button"), async () => {
     setState("search", "searching…");
-    const body = await api(`/api/search?${new URLSearchParams({ q, method, k })}`);
+    const body = await api(`/api/search?${params}`);
     const list = $("#search-results");
     list.replaceChildren(...body.hits.map((h) => el("li", { "data-chunk": h.chunk_id },
       el("div", { class: "meta", text: `${h.score.toFixed(3)} · ${h.doc_id} · ${h.title} · ${h.source}` }),
@@ -101,7 +106,8 @@ $("#search-form").addEventListener("submit", (e) => {
 });
 
 // ---- compare ----------------------------------------------------------------
-const COMPARE = ["glove", "glove-sif", "sbert", "bm25", "hybrid"];
+// The store's own methods (from /api/status) and the hybrids over them; these until it answers.
+let COMPARE = ["glove", "sbert", "bm25", "hybrid"];
 const colour = (id) => `hsl(${(id * 137.508) % 360} 70% 55%)`;
 
 $("#compare-form").addEventListener("submit", (e) => {
@@ -151,7 +157,7 @@ $("#ask-form").addEventListener("submit", (e) => {
     strict: $("#ask-strict").checked, abstain: $("#ask-abstain").checked,
     temperature: Number($("#ask-temperature").value), top_p: Number($("#ask-top-p").value),
     top_k: Number($("#ask-top-k").value), max_new_tokens: Number($("#ask-max").value),
-    seed: seed === "" ? null : Number(seed),
+    seed: seed === "" ? null : Number(seed), where: whereOf($("#ask-where").value),
   };
   const answer = $("#ask-answer");
   answer.replaceChildren();
@@ -330,5 +336,11 @@ async function loadHistory() {
   try {
     const s = await api("/api/status");
     $("#store-line").textContent = `${s.documents} documents · ${s.chunks} chunks · ${s.methods.map((m) => m.method).join(", ")}`;
+    const indexed = s.methods.map((m) => m.method);
+    const fused = indexed.includes("bm25") && indexed.includes("sbert") ? ["hybrid", "hybrid-rrf"] : [];
+    COMPARE = [...indexed, ...fused].slice(0, 8);
+    const pick = $("#search-method"), current = pick.value;
+    pick.replaceChildren(...COMPARE.map((m) => el("option", { text: m })));
+    pick.value = COMPARE.includes(current) ? current : COMPARE[0];
   } catch (err) { $("#store-line").textContent = err.message; }
 })();
