@@ -92,8 +92,10 @@ def eval_cmd(dataset, split, queries_path, ks, methods, chunk_size, overlap, rep
     if report_dir:
         eval_runs.write_reports(results, report_dir)
     if as_json:
-        dicts = [r.result.to_dict() for r in results]
-        _emit(dicts[0] if len(dicts) == 1 else {"settings": dicts})
+        from ragmini.api import EvalReport, EvalSweep  # the Python API's records
+
+        reports = tuple(EvalReport(r) for r in results)
+        _emit((reports[0] if len(reports) == 1 else EvalSweep(reports)).to_dict())
         return
     from eval.harness import format_table
 
@@ -201,7 +203,9 @@ def eval_history(dataset, chunk_size, overlap, limit, store, as_json):
     with _open_store(store) as st:
         runs = list_runs(st, limit)
     if as_json:
-        _emit({"runs": runs})
+        from ragmini.api import EvalHistory
+
+        _emit(EvalHistory(tuple(runs)).to_dict())  # the Python API's record
         return
     if not runs:
         click.echo("no evaluation recorded in this store yet; run `ragmini eval`")
