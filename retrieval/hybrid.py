@@ -123,8 +123,24 @@ class FusionSearcher:
             errors = [r for r in per_query if isinstance(r, QueryError)]
             if len(errors) == len(per_query):  # no part can handle the query
                 raise errors[0]
-            out.append(fuse([[] if isinstance(r, QueryError) else r for r in per_query],
-                            self.params, k, self.floors))
+            lists = [[] if isinstance(r, QueryError) else r for r in per_query]
+            out.append(self._fuse(lists, k))
+        return out
+
+    def _fuse(self, lists: list[list[Hit]], k: int) -> list[Hit]:
+        """The fusion of each part's top `depth`, whatever k is: the normalisation
+        (and so the ranking) must not change with how deep a caller asks. Past
+        that, a longer request (an eval's recall@100) continues with the fusion of
+        the deeper lists, after every chunk of the head."""
+        head = fuse([h[: self.depth] for h in lists], self.params, k, self.floors)
+        if k <= len(head) or all(len(h) <= self.depth for h in lists):
+            return head
+        seen = {h.chunk_id for h in head}
+        tail = [h for h in fuse(lists, self.params, k, self.floors) if h.chunk_id not in seen]
+        out, last = list(head), head[-1].score if head else float("inf")
+        for hit in tail[: k - len(head)]:
+            last = min(last, hit.score)
+            out.append(Hit(len(out) + 1, last, hit.chunk))
         return out
 
 

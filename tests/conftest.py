@@ -102,7 +102,7 @@ def served_store(corpus_store_path, tmp_path_factory):
     path = tmp_path_factory.mktemp("served") / "store"
     shutil.copytree(corpus_store_path, path)
     try:
-        main(["ingest", str(CORPUS), "--store", str(path), "--methods", "bm25,glove-sif",
+        main(["ingest", str(CORPUS), "--store", str(path), "--methods", "bm25,glove-sif,tfidf",
               "--no-progress"])
     except SystemExit as exc:
         assert not exc.code

@@ -80,7 +80,9 @@ def test_compare_links_the_same_chunk_across_columns(page, tmp_path):
     page.click("#compare-form button")
     page.locator('.column[data-method="hybrid"] .card').first.wait_for()
     names = page.locator(".column h3").all_inner_texts()
-    assert names == ["glove", "glove-sif", "sbert", "bm25", "hybrid"]
+    # the store's own methods (from /api/status), then the hybrids over bm25 and sbert
+    assert set(names) == {"glove", "glove-sif", "sbert", "bm25", "tfidf", "hybrid", "hybrid-rrf"}
+    assert names[-2:] == ["hybrid", "hybrid-rrf"]
     shared = page.locator('.column[data-method="sbert"] .card').first.get_attribute("data-chunk")
     page.locator(f'.column[data-method="sbert"] .card[data-chunk="{shared}"]').hover()
     lit = page.locator(f'.card.lit[data-chunk="{shared}"]')

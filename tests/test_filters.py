@@ -210,3 +210,21 @@ def test_beir_metadata_is_filterable(tmp_path):
         assert _docs(store, "source=*.1") == ["ls.1"]
         assert np.array_equal(store.select_chunks(parse_where(["type=jsonl"])),
                               store.chunk_ids())
+
+
+def test_http_api_takes_the_same_filters(served_store):
+    from fastapi.testclient import TestClient
+
+    from ragmini.server.app import Settings, create_app
+
+    client = TestClient(create_app(Settings(store=served_store)))
+    r = client.get("/api/search", params=[("q", "vectors"), ("method", "bm25"), ("k", "5"),
+                                          ("where", "type=txt"), ("where", "title~vector")])
+    assert r.status_code == 200 and r.json()["where"] == ["type=txt", "title~vector"]
+    assert r.json()["hits"] and all(h["doc_id"].endswith(".txt") for h in r.json()["hits"])
+    r = client.post("/api/compare", json={"q": "vectors", "methods": ["bm25", "tfidf"], "k": 3,
+                                          "where": ["source=*.html"]})
+    assert all(h["doc_id"].endswith(".html") for m in r.json()["methods"].values()
+               for h in m["hits"])
+    r = client.get("/api/search", params={"q": "vectors", "where": "colour=red"})
+    assert r.status_code == 400 and "unknown filter key 'colour'" in r.json()["error"]["message"]

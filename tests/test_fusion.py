@@ -128,5 +128,7 @@ def test_default_hybrid_on_the_bundled_queries(served_store):
         result = evaluate_methods(store, load_queries(QUERIES), ["bm25", "sbert", "hybrid"],
                                   ks=(1, 5, 10), full=True, resamples=500)
     m = {name: r.metrics for name, r in result.methods.items()}
-    assert m["hybrid"]["mrr@10"] >= 0.85
-    assert m["hybrid"]["ndcg@10"] >= max(m["bm25"]["ndcg@10"], m["sbert"]["ndcg@10"]) - 0.01
+    # measured 0.961 / 0.973; the parts alone 0.914 / 0.935 (bm25) and 0.910 / 0.930 (sbert)
+    assert m["hybrid"]["mrr@10"] >= 0.95
+    for metric in ("recall@10", "mrr@10", "ndcg@10"):
+        assert m["hybrid"][metric] >= max(m["bm25"][metric], m["sbert"][metric])

@@ -37,7 +37,8 @@ def test_health_and_status(server):
     assert HTTP.get(f"{server}/healthz").json() == {"status": "ok"}
     status = HTTP.get(f"{server}/api/status").json()
     assert status["documents"] == 41 and status["consistent"] is True
-    assert {m["method"] for m in status["methods"]} == {"glove", "glove-sif", "sbert", "bm25"}
+    assert {m["method"] for m in status["methods"]} == {"glove", "glove-sif", "sbert", "bm25",
+                                                        "tfidf"}
 
 
 def test_search_body_is_the_cli_json(server, served_store):
@@ -77,7 +78,8 @@ def test_other_client_errors(server):
 
 def test_compare_lines_methods_up(server):
     body = HTTP.post(f"{server}/api/compare", json={"q": "averaging word vectors", "k": 5}).json()
-    assert set(body["methods"]) == {"glove", "glove-sif", "sbert", "bm25", "hybrid"}
+    assert set(body["methods"]) == {"glove", "glove-sif", "sbert", "bm25", "tfidf", "hybrid",
+                                    "hybrid-rrf"}
     assert all(len(r["hits"]) == 5 for r in body["methods"].values())
     for item in body["overlap"]:
         assert len(item["methods"]) >= 2
@@ -198,3 +200,25 @@ def test_public_host_without_token_refuses_to_start(served_store):
                           env={k: v for k, v in os.environ.items() if k != "RAGMINI_TOKEN"})
     assert proc.returncode == 1
     assert "without a token" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_load_bench_runs_clean(served_store, tmp_path):
+    """bench/load.py for a few seconds with 2 users (search and compare; no ingest): no
+    errors, and every answer is one generation's."""
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(served_store, store)
+    out = tmp_path / "load.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "load.py"), "--duration", "3",
+                           "--users", "2", "--no-ingest", "--no-ask", "--store",
+                           str(store), "--out", str(out)], capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["errors"] == 0 and result["requests"] > 0
+    assert result["server_log_errors"] == 0
+    generations = result["generations"]
+    assert generations["consistent"] and generations["answers_checked"] > 0
+    assert set(result["endpoints"]) >= {"search glove", "search bm25", "compare"}
+    assert "| endpoint | requests | req/s | errors | p50 ms | p95 ms | p99 ms |" in proc.stdout

@@ -114,6 +114,7 @@ $("#compare-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const q = $("#compare-q").value, k = Number($("#compare-k").value);
   busy("compare", $("#compare-form button"), async () => {
+    await statusLoaded;  // the columns are the store's methods
     setState("compare", "ranking with every method…");
     const body = await api("/api/compare", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ q, k, methods: COMPARE }) });
@@ -330,7 +331,7 @@ async function loadHistory() {
 }
 
 // ---- start ------------------------------------------------------------------
-(async () => {
+const statusLoaded = (async () => {
   const start = tabs.find((t) => `#${t.getAttribute("aria-controls")}` === location.hash) || tabs[0];
   show(start);
   try {
