@@ -36,10 +36,15 @@ from retrieval.index import (
 )
 
 EMBED_BATCH = 256  # chunks per embed call and per transaction
-# A filter keeping fewer chunks than this is searched exactly over the kept vectors
-# (read from the store) instead of through the index with an id selector; below it
-# the exact scan is faster and HNSW's graph walk finds too few kept neighbours
-# (bench/filters.py measures both sides of the cut).
+# Filtered search (bench/filters.py measures each choice on the man-page vectors):
+# - flat: the FAISS IDSelector inside the scan is exact, and fastest at every share.
+# - hnsw: a graph walk with a selector loses recall when the kept chunks are few or
+#   clustered (0.53 at 10% of the man pages kept by one package's pages, efSearch 128),
+#   so below HNSW_WALK_FROM of the collection it scans its stored vectors exactly
+#   with the selector instead (still inside FAISS, no store read).
+# - ivf-pq, sq8 (quantized storage): the selector inside the index, except that a
+#   slice under FILTER_EXACT_BELOW chunks is scanned exactly over the store's vectors.
+HNSW_WALK_FROM = 0.5
 FILTER_EXACT_BELOW = 2000
 
 
@@ -221,19 +226,33 @@ class DenseSearcher:
 
     def filtered_search(self, vectors: np.ndarray, k: int, allowed: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k among `allowed` ids, filtered inside FAISS (an IDSelector), or, for a
-        small selection or when the index walk comes back short, exactly over the
-        kept vectors: k hits whenever k allowed chunks are in the index."""
+        """Top-k among `allowed` ids, filtered inside FAISS (an IDSelector) or by an
+        exact scan of the kept vectors, chosen by index type and share (see
+        HNSW_WALK_FROM): k hits whenever k allowed chunks are in the index."""
+        import faiss
+
         allowed = np.asarray(allowed, dtype=np.int64)
         if len(allowed) == 0:
             return (np.zeros((len(vectors), 0), dtype=np.float32),
                     np.zeros((len(vectors), 0), dtype=np.int64))
-        if len(allowed) >= FILTER_EXACT_BELOW:
-            k_index = min(k, self.index.ntotal)
+        k_index = min(k, self.index.ntotal)
+        kind = self.params.index_type
+        if kind == "hnsw" and len(allowed) < HNSW_WALK_FROM * self.index.ntotal:
+            # The graph's own flat storage, scanned exactly; the selector sees internal
+            # row numbers, translated to chunk ids through the id map.
+            storage = faiss.downcast_index(self.index.index).storage
+            selector = faiss.IDSelectorBatch(allowed)
+            translated = faiss.IDSelectorTranslated(self.index.id_map, selector)
+            scores, rows = storage.search(vectors, k_index,
+                                          params=faiss.SearchParameters(sel=translated))
+            id_map = faiss.vector_to_array(self.index.id_map)
+            return scores, np.where(rows >= 0, id_map[np.maximum(rows, 0)], -1)
+        if kind in ("flat", "hnsw") or len(allowed) >= FILTER_EXACT_BELOW:
             scores, ids = self.index.search(
                 vectors, k_index,
                 params=filtered_params(allowed, self.params.search_params, k_index))
-            if (ids >= 0).sum(axis=1).min() >= k_index:
+            # flat is exact; a walk or quantized search that comes back short is redone
+            if kind == "flat" or (ids >= 0).sum(axis=1).min() >= min(k_index, len(allowed)):
                 return scores, ids
         kept_ids, kept = self.store.vectors(self.method, self.params.store_generation,
                                             ids=allowed)

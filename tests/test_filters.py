@@ -107,11 +107,13 @@ def test_every_method_returns_k_hits_from_the_slice(served_store, method):
             assert len(everything) == n_txt
 
 
-@pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivf-pq", "sq8"])
+@pytest.mark.parametrize("index_type,walk_from", [("flat", 0.5), ("hnsw", 0.0), ("hnsw", 1.0),
+                                                  ("ivf-pq", 0.5), ("sq8", 0.5)])
 def test_the_faiss_selector_path_equals_exact_search_of_the_subset(store_copy, monkeypatch,
-                                                                     index_type):
-    """Force the in-index path (an IDSelector) on every index type and compare it
-    with exact search over the kept vectors."""
+                                                                     index_type, walk_from):
+    """Force the in-index paths (an IDSelector in the scan or the graph walk, HNSW's
+    own storage scanned) on every index type and compare with exact search over the
+    kept vectors."""
     import retrieval.dense as dense
     from retrieval.contract import search_one
     from retrieval.index import exact_top_k
@@ -125,6 +127,7 @@ def test_the_faiss_selector_path_equals_exact_search_of_the_subset(store_copy, m
         ids, vectors = store.vectors("sbert", ids=allowed)
         _, exact = exact_top_k(ids, vectors, query, 5)
         monkeypatch.setattr(dense, "FILTER_EXACT_BELOW", 0)
+        monkeypatch.setattr(dense, "HNSW_WALK_FROM", walk_from)
         hits = search_one(searcher, "how do approximate indexes trade recall for speed", 5,
                           allowed)
     assert len(hits) == 5 and all(h.chunk_id in set(allowed.tolist()) for h in hits)
