@@ -112,12 +112,22 @@ class FusionSearcher:
         self.params = params
         self.depth = depth
         self.floors = tuple(getattr(p, "score_floor", None) for p in self.parts)
+        # While an ingest commits one index before the other, the parts answer for two
+        # generations; the newer one is held to the chunks live at the older, so the
+        # fusion answers for exactly that state (and says it is behind).
+        self.hold: tuple[np.ndarray | None, ...] = (None, None)
+        gens = [_generation(p) for p in self.parts]
+        if None not in gens and gens[0] != gens[1]:
+            older = min(gens)
+            live = self.parts[0].store.chunk_ids(older)
+            self.hold = tuple(None if g == older else live for g in gens)
 
     def search(self, queries: list[str], k: int = 5, allowed: np.ndarray | None = None
                ) -> list[list[Hit]]:
         check_queries(queries, k)
         depth = max(self.depth, k)
-        rankings = [part_hits(part, queries, depth, allowed) for part in self.parts]
+        rankings = [part_hits(part, queries, depth, _both(allowed, hold))
+                    for part, hold in zip(self.parts, self.hold)]
         out = []
         for per_query in zip(*rankings):
             errors = [r for r in per_query if isinstance(r, QueryError)]
@@ -142,6 +152,17 @@ class FusionSearcher:
             last = min(last, hit.score)
             out.append(Hit(len(out) + 1, last, hit.chunk))
         return out
+
+
+def _generation(part) -> int | None:
+    params = getattr(part, "params", None)
+    return getattr(params, "store_generation", None)
+
+
+def _both(allowed: np.ndarray | None, hold: np.ndarray | None) -> np.ndarray | None:
+    if hold is None:
+        return allowed
+    return hold if allowed is None else np.intersect1d(allowed, hold)
 
 
 def part_hits(part: Searcher, queries: list[str], depth: int, allowed: np.ndarray | None

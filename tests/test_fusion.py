@@ -132,3 +132,29 @@ def test_default_hybrid_on_the_bundled_queries(served_store):
     assert m["hybrid"]["mrr@10"] >= 0.95
     for metric in ("recall@10", "mrr@10", "ndcg@10"):
         assert m["hybrid"][metric] >= max(m["bm25"][metric], m["sbert"][metric])
+
+
+def test_a_fusion_of_parts_at_two_generations_answers_for_the_older(store_copy, tmp_path):
+    """Found by the load test: while an ingest has committed one index and not yet
+    the other, the fusion must not mix the two states."""
+    from ingest.pipeline import ingest_paths
+    from retrieval.indexing import update_index, update_indexes
+    from retrieval.methods import open_searcher
+
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "zeppelin.md").write_text("# Zeppelins\n\nA zeppelin is a rigid airship that "
+                                     "retrieves documents about BM25 and vectors.\n")
+    with Store.open(store_copy) as store:
+        update_indexes(store, ["bm25"], progress=False)
+        old = store.generation
+        ingest_paths(store, [new], progress=False)
+        update_index(store, "sbert", progress=False)  # bm25 still at the old generation
+        searcher = open_searcher(store, "hybrid")
+        assert searcher.behind == store.generation - old
+        hits = searcher.search(["zeppelin rigid airship"], 20)[0]
+        assert hits and "zeppelin.md" not in {h.doc_id for h in hits}
+        assert set(h.chunk_id for h in hits) <= set(store.chunk_ids(old).tolist())
+        update_indexes(store, ["bm25"], progress=False)
+        fresh = open_searcher(store, "hybrid").search(["zeppelin rigid airship"], 3)[0]
+        assert fresh[0].doc_id == "zeppelin.md"

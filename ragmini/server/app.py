@@ -39,7 +39,6 @@ from retrieval.methods import (
     FUSIONS,
     INDEXED,
     default_eval_methods,
-    names,
 )
 
 STATIC = Path(__file__).with_name("static")
@@ -371,7 +370,15 @@ class Engine:
         self._local = threading.local()
         self.jobs: dict[str, EvalJob] = {}
         self.jobs_lock = threading.Lock()
-        self.jobs_dir = Path(tempfile.mkdtemp(prefix="ragmini-serve-"))
+        self._jobs_dir: Path | None = None
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Eval reports, in a temporary folder made on the first eval."""
+        with self.jobs_lock:
+            if self._jobs_dir is None:
+                self._jobs_dir = Path(tempfile.mkdtemp(prefix="ragmini-serve-"))
+            return self._jobs_dir
 
     @contextlib.contextmanager
     def open_store(self):
@@ -405,7 +412,8 @@ class Engine:
         self.generator("distilgpt2")
 
     def close(self) -> None:
-        shutil.rmtree(self.jobs_dir, ignore_errors=True)
+        if self._jobs_dir is not None:
+            shutil.rmtree(self._jobs_dir, ignore_errors=True)
 
 
 # -- the app -------------------------------------------------------------------
@@ -460,7 +468,16 @@ def _capped(receive, cap: int, message: str):
 
 def create_app(settings: Settings, preload: bool = False) -> FastAPI:
     engine = Engine(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Here, not only after uvicorn.run returns: on SIGTERM uvicorn shuts down
+        # gracefully, then re-raises the signal, and the process ends without it.
+        yield
+        engine.close()
+
     app = FastAPI(title="ragmini", version=_version(), docs_url=None, redoc_url=None,
+                  lifespan=lifespan,
                   description="Local semantic search and RAG over one store. Every error is "
                               '`{"error": {"code", "message"}}`.')
     app.state.engine = engine

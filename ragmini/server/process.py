@@ -42,7 +42,7 @@ def running_server(store: Path, *args: str, env: dict | None = None, timeout: fl
     port = free_port()
     cmd = [sys.executable, "-m", "ragmini.cli", "serve", "--store", str(store), "--port",
            str(port), *args]
-    fd, log_path = tempfile.mkstemp(prefix="ragmini-serve-", suffix=".log")
+    fd, log_path = tempfile.mkstemp(prefix="ragmini-serve-log-", suffix=".log")
     with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, **(env or {})})
