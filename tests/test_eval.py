@@ -85,7 +85,7 @@ def test_a_query_a_method_cannot_handle_scores_zero_and_is_counted():
     from core.errors import QueryError
 
     class OnlyKnowsCats:
-        def search(self, queries, k):
+        def search(self, queries, k, allowed=None):
             if "cat" not in queries[0]:
                 raise QueryError("no known word")
             return [[make_hit(1, 1.0, 1, "cats.md")]]

@@ -255,19 +255,19 @@ def test_records_are_frozen_and_read_like_lists(api_store):
 
 
 def test_compare_lines_methods_up(api_store):
-    result = api_store.compare("why average word vectors", methods=["glove", "sbert", "tfidf"],
+    result = api_store.compare("why average word vectors", methods=["glove", "sbert", "w2v"],
                                k=5)
     body = result.to_dict()
     assert list(result.results) == ["glove", "sbert"]
-    assert isinstance(result.errors["tfidf"], ragmini.IndexStale)
-    assert body["methods"]["tfidf"]["error"]["code"] == "index_unavailable"
+    assert isinstance(result.errors["w2v"], ragmini.IndexStale)
+    assert body["methods"]["w2v"]["error"]["code"] == "index_unavailable"
     assert body["methods"]["sbert"]["hits"] == api_store.search(
         "why average word vectors", k=5).to_dict()["hits"]
     for entry in body["overlap"]:
         assert len(entry["methods"]) > 1 and set(entry["ranks"]) == set(entry["methods"])
     # Every method of the store and its fusions; GloVe does not know "bm25".
     default = api_store.compare("bm25", k=2)
-    assert set(default.results) == {"sbert", "bm25", "hybrid", "hybrid-rrf"}
+    assert set(default.results) == {"sbert", "bm25", "tfidf", "hybrid", "hybrid-rrf"}
     assert set(default.errors) == {"glove", "glove-sif"}
     assert default.to_dict()["methods"]["glove"]["error"]["code"] == "bad_request"
 
@@ -309,7 +309,7 @@ ERRORS = [
     (lambda s: s.search(""), ragmini.QueryError, "the query is empty"),
     (lambda s: s.search("x", k=0), ragmini.QueryError, "k must be at least 1"),
     (lambda s: s.search("x", method="bogus"), ragmini.QueryError, "unknown method 'bogus'"),
-    (lambda s: s.search("x", method="tfidf"), ragmini.IndexStale, "has no 'tfidf' index"),
+    (lambda s: s.search("x", method="w2v"), ragmini.IndexStale, "has no 'w2v' index"),
     (lambda s: s.search("x", where=["nokey=1"]), ragmini.QueryError, "unknown filter key"),
     (lambda s: s.search("x", where=["type"]), ragmini.QueryError, "cannot read filter"),
     (lambda s: s.search("zzzqqq", method="glove"), ragmini.QueryError, "glove vocabulary"),
