@@ -10,12 +10,8 @@ params.index.json), plus ``chunk_ids.npy`` mapping its rows to chunk ids.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import secrets
-import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
@@ -33,7 +29,7 @@ from retrieval.contract import (
     hits_from_ids,
     passage_text,
 )
-from retrieval.index import LOADED, atomic_write, fsync_dir
+from retrieval.index import LOADED, commit_params, read_folder_params, write_folder
 
 METHOD = "bm25"
 K1, B = 1.5, 0.75
@@ -69,10 +65,6 @@ def build_bm25(store: Store) -> Bm25Params:
         ids.extend(c.chunk_id for c in batch)
         texts.extend(passage_text(c.title, c.text) for c in batch)
     store.register_method(METHOD, _model(), 0)
-    directory = store.index_dir
-    directory.mkdir(parents=True, exist_ok=True)
-    folder = f"{METHOD}-g{store.generation}-{secrets.token_hex(4)}"
-    tmp = directory / f".{folder}.tmp"
     retriever = bm25s.BM25(k1=K1, b=B)
     tokens = (bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
               if texts else None)
@@ -81,34 +73,23 @@ def build_bm25(store: Store) -> Bm25Params:
     indexable = tokens is not None and bool(tokens.vocab)
     if indexable:
         retriever.index(tokens, show_progress=False)
-    tmp.mkdir()
-    if indexable:
-        retriever.save(str(tmp), show_progress=False)
     id_array = np.asarray(ids, dtype=np.int64)
-    np.save(tmp / "chunk_ids.npy", id_array)
-    for f in tmp.iterdir():
-        with open(f, "rb") as handle:
-            os.fsync(handle.fileno())
-    os.replace(tmp, directory / folder)
+
+    def write(tmp: Path) -> None:
+        if indexable:
+            retriever.save(str(tmp), show_progress=False)
+        np.save(tmp / "chunk_ids.npy", id_array)
+
+    folder = write_folder(store.index_dir, METHOD, store.generation, write)
     params = Bm25Params(METHOD, _model(), len(ids), store.generation, folder,
                         hashlib.sha256(id_array.tobytes()).hexdigest(),
                         datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    atomic_write(directory / f"{METHOD}.json", json.dumps(asdict(params), indent=2).encode())
-    fsync_dir(directory)
-    for old in directory.glob(f"{METHOD}-g*"):
-        if old.name != folder:
-            shutil.rmtree(old, ignore_errors=True)
+    commit_params(store.index_dir, METHOD, params)
     return params
 
 
 def read_bm25_params(directory: Path) -> Bm25Params | None:
-    path = directory / f"{METHOD}.json"
-    try:
-        return Bm25Params(**json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise IndexStale(f"{path} is damaged ({exc}); run `ragmini status --repair`") from exc
+    return read_folder_params(directory, METHOD, Bm25Params)
 
 
 def bm25_is_current(store: Store) -> bool:

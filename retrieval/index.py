@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -142,6 +143,47 @@ def exact_top_k(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: in
     scores[:, :top] = np.take_along_axis(sims, best, axis=1)
     out[:, :top] = ids[best]
     return scores, out
+
+
+def write_folder(directory: Path, method: str, generation: int,
+                 write: Callable[[Path], None]) -> str:
+    """The files of one index in a fresh folder ``<method>-g<generation>-<tag>/``:
+    `write(tmp)` fills a temporary folder, every file is fsynced, then it is renamed
+    into place. Returns the folder's name; `commit_params` makes it the current one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    folder = f"{method}-g{generation}-{secrets.token_hex(4)}"
+    tmp = directory / f".{folder}.tmp"
+    tmp.mkdir()
+    write(tmp)
+    for f in tmp.iterdir():
+        with open(f, "rb") as handle:
+            os.fsync(handle.fileno())
+    os.replace(tmp, directory / folder)
+    return folder
+
+
+def commit_params(directory: Path, method: str, params) -> None:
+    """Replace ``<method>.json`` with `params` (a dataclass naming its folder) in one
+    rename, the commit point; then delete the method's other folders."""
+    import shutil
+
+    atomic_write(directory / f"{method}.json", json.dumps(asdict(params), indent=2).encode())
+    fsync_dir(directory)
+    for old in directory.glob(f"{method}-g*"):
+        if old.name != params.folder:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_folder_params(directory: Path, method: str, cls):
+    """The committed ``<method>.json`` as `cls`, None when there is none; IndexStale
+    when it is damaged."""
+    path = directory / f"{method}.json"
+    try:
+        return cls(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+        raise IndexStale(f"{path} is damaged ({exc}); run `ragmini status --repair`") from exc
 
 
 def atomic_write(path: Path, data: bytes) -> None:

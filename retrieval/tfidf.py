@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
-import shutil
 import time
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
@@ -39,7 +36,7 @@ from retrieval.contract import (
     hits_from_ids,
     passage_text,
 )
-from retrieval.index import LOADED, atomic_write, fsync_dir
+from retrieval.index import LOADED, commit_params, read_folder_params, write_folder
 
 METHOD = "tfidf"
 # Words of two or more letters/digits/underscores: keeps "ls", "qdisc", "x86_64",
@@ -95,39 +92,24 @@ def build_tfidf(store: Store) -> TfidfParams:
     except ValueError:  # no chunks, or not one word outside the stop list
         matrix = sparse.csr_matrix((len(texts), 0), dtype=np.float32)
         vocabulary, idf = {}, np.zeros(0, dtype=np.float32)
-    directory = store.index_dir
-    directory.mkdir(parents=True, exist_ok=True)
-    folder = f"{METHOD}-g{store.generation}-{secrets.token_hex(4)}"
-    tmp = directory / f".{folder}.tmp"
-    tmp.mkdir()
     id_array = np.asarray(ids, dtype=np.int64)
-    sparse.save_npz(tmp / "matrix.npz", matrix, compressed=False)
-    (tmp / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False))
-    np.save(tmp / "idf.npy", idf)
-    np.save(tmp / "chunk_ids.npy", id_array)
-    for f in tmp.iterdir():
-        with open(f, "rb") as handle:
-            os.fsync(handle.fileno())
-    os.replace(tmp, directory / folder)
+
+    def write(tmp: Path) -> None:
+        sparse.save_npz(tmp / "matrix.npz", matrix, compressed=False)
+        (tmp / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False))
+        np.save(tmp / "idf.npy", idf)
+        np.save(tmp / "chunk_ids.npy", id_array)
+
+    folder = write_folder(store.index_dir, METHOD, store.generation, write)
     params = TfidfParams(METHOD, _model(), len(ids), len(vocabulary), store.generation, folder,
                          hashlib.sha256(id_array.tobytes()).hexdigest(),
                          datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    atomic_write(directory / f"{METHOD}.json", json.dumps(asdict(params), indent=2).encode())
-    fsync_dir(directory)
-    for old in directory.glob(f"{METHOD}-g*"):
-        if old.name != folder:
-            shutil.rmtree(old, ignore_errors=True)
+    commit_params(store.index_dir, METHOD, params)
     return params
 
 
 def read_tfidf_params(directory: Path) -> TfidfParams | None:
-    path = directory / f"{METHOD}.json"
-    try:
-        return TfidfParams(**json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
-        raise IndexStale(f"{path} is damaged ({exc}); run `ragmini status --repair`") from exc
+    return read_folder_params(directory, METHOD, TfidfParams)
 
 
 def tfidf_is_current(store: Store) -> bool:
