@@ -52,14 +52,10 @@ if TYPE_CHECKING:  # types only: none of these is imported at run time until use
 
     from ragmini.langchain import RagminiRetriever
 
-__all__ = [
-    "open", "Store", "evaluate", "evaluate_answers", "tune", "history", "build_dataset",
-    "neighbors", "analogy", "similarity", "tokens", "generate",
-    "SearchResult", "CompareResult", "Answer", "IngestResult", "Removal", "Reindexed",
-    "Status", "EvalReport", "EvalSweep", "AnswerEvalReport", "EvalHistory", "DatasetBuild",
-    "Neighbors", "Analogy", "Similarity", "Tokens", "Generation", "CorpusMap",
-    "RagminiError", "StoreError", "QueryError", "IndexStale", "ModelUnavailable",
-]
+# One list: the package re-exports exactly these, lazily (ragmini/__init__.py).
+from ragmini import _API
+
+__all__ = list(_API)
 
 # As the CLI: `--store` defaults to $RAGMINI_STORE, else this folder.
 DEFAULT_STORE = ".ragmini"
