@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ragmini-installed
 STORE  ?= .ragmini
 
-.PHONY: setup demo test bench bench-quick clean chromium serve
+.PHONY: setup demo test bench bench-quick bench-encoders bench-extract clean chromium groff \
+	pandoc serve
 
 setup: $(STAMP)
 
@@ -41,7 +42,17 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: setup chromium
+# groff's PDF device renders the test PDFs (groff-base, on every Debian, lacks it).
+groff:
+	@test -f /usr/share/groff/current/font/devpdf/DESC || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq groff >/dev/null; }
+
+# pandoc writes the DOCX, EPUB and ODT versions of the man pages for bench/extract.py.
+pandoc:
+	@command -v pandoc >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pandoc >/dev/null; }
+
+test: setup chromium groff
 	$(BIN)/python -m pytest
 
 bench: setup   # full run, under 10 minutes; writes bench/results.json
@@ -49,6 +60,12 @@ bench: setup   # full run, under 10 minutes; writes bench/results.json
 
 bench-quick: setup   # smoke run, under 2 minutes, writes nothing
 	$(BIN)/python bench/run.py --quick
+
+bench-encoders: setup   # torch vs ONNX vs int8, and txtai on the man pages: about 40 minutes
+	$(BIN)/python bench/encoders.py --peer
+
+bench-extract: setup groff pandoc   # PDF/DOCX/EPUB/ODT extraction and the PDF-corpus eval: ~25 min
+	$(BIN)/python bench/extract.py
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

@@ -76,12 +76,12 @@ def bench_throughput(n_chunks: int, glove_chunks: int) -> dict:
     from retrieval.contract import passage_text
     from retrieval.glove import GloveEmbedder, tokenize
     from retrieval.indexing import ingest_and_index
-    from retrieval.sbert import SbertEmbedder
+    from retrieval.methods import sbert_encoder
 
     ensure_manpages()
     tmp = Path(tempfile.mkdtemp())
     folder, queries, qrels = mini_benchmark(n_chunks, tmp / "mini")
-    sbert = SbertEmbedder.packaged()
+    sbert = sbert_encoder()  # the default encoder; bench/encoders.py compares them
     with Store.open(tmp / "store", create=True) as store:
         started = time.perf_counter()
         ingest_and_index(store, [folder / "corpus.jsonl"], ["sbert"], progress=False,
@@ -90,8 +90,7 @@ def bench_throughput(n_chunks: int, glove_chunks: int) -> dict:
         chunks = [c for batch in store.iter_chunks() for c in batch]
     texts = [passage_text(c.title, c.text) for c in chunks]
     started = time.perf_counter()
-    sbert._model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
-                        show_progress_bar=False)
+    sbert.embed(texts)
     raw_s = time.perf_counter() - started
 
     glove = GloveEmbedder.packaged()
@@ -100,7 +99,7 @@ def bench_throughput(n_chunks: int, glove_chunks: int) -> dict:
     glove.embed(many)
     glove_s = time.perf_counter() - started
     # The raw baseline: a plain vectorised numpy mean over looked-up word ids.
-    vocab, vectors = glove.keyed_vectors.key_to_index, glove.keyed_vectors.vectors
+    vocab, vectors = glove.keyed_vectors.key_to_index, np.asarray(glove.vectors)
     started = time.perf_counter()
     ids = [np.fromiter((vocab[w] for w in tokenize(t) if w in vocab), dtype=np.int64) for t in many]
     lengths = np.array([len(i) for i in ids])

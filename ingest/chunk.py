@@ -51,6 +51,32 @@ class Chunk:
     start: int  # character span [start, end) in the document's text
     end: int
     n_tokens: int
+    page_start: int | None = None  # PDF pages the span covers (1-based)
+    page_end: int | None = None
+    section: str | None = None  # the heading the span starts under (DOCX, EPUB, ODT)
+
+
+def locate(chunks: list[Chunk], locations: tuple[tuple[int, str], ...], kind: str
+           ) -> list[Chunk]:
+    """Chunks with the pages they span (kind "page") or the section they start in
+    (kind "section"), from the document's sorted (offset, label) locations."""
+    from bisect import bisect_right
+    from dataclasses import replace
+
+    if not locations:
+        return chunks
+    starts = [offset for offset, _ in locations]
+    out = []
+    for c in chunks:
+        first = max(bisect_right(starts, c.start) - 1, 0)
+        if kind == "page":
+            last = max(bisect_right(starts, max(c.end - 1, c.start)) - 1, first)
+            out.append(replace(c, page_start=int(locations[first][1]),
+                               page_end=int(locations[last][1])))
+        else:
+            inside = bisect_right(starts, c.start) - 1
+            out.append(replace(c, section=locations[inside][1] if inside >= 0 else None))
+    return out
 
 
 def load_tokenizer() -> PreTrainedTokenizerBase:

@@ -1,4 +1,5 @@
-"""Find files and read them into documents: text, Markdown, HTML, feeds, BEIR jsonl.
+"""Find files and read them into documents: text, Markdown, HTML, feeds, BEIR jsonl,
+and PDF, DOCX, EPUB, ODT (ingest/documents.py).
 
 Each problem with one file becomes a `Skipped` record with a one-line reason;
 a batch never stops for a bad file.
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ingest.documents import DOCUMENT_SUFFIXES, EXTRACT_TIMEOUT_S, Extractor, ExtractError
 from ingest.metadata import file_metadata, split_front_matter
 from ingest.clean import (
     decode_bytes,
@@ -29,7 +31,8 @@ MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 FEED_SUFFIXES = frozenset({".rss", ".atom", ".xml"})
 JSONL_SUFFIXES = frozenset({".jsonl"})
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | FEED_SUFFIXES | JSONL_SUFFIXES
+SUPPORTED_SUFFIXES = (TEXT_SUFFIXES | HTML_SUFFIXES | FEED_SUFFIXES | JSONL_SUFFIXES
+                      | DOCUMENT_SUFFIXES)
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 
@@ -50,6 +53,10 @@ class Document:
     notes: tuple[str, ...] = ()
     # type, modified, size, and front matter / BEIR metadata keys (ingest/metadata.py)
     metadata: dict = field(default_factory=dict, compare=False)
+    # Where pages (PDF) or sections (DOCX, EPUB, ODT) start: (char offset, label),
+    # sorted; chunks record the span they fall in (ingest/pipeline.py).
+    locations: tuple[tuple[int, str], ...] = field(default=(), compare=False)
+    location_kind: str = ""  # "page", "section" or "" (none)
 
 
 @dataclass(frozen=True)
@@ -189,7 +196,7 @@ def _dir_key(st: os.stat_result) -> tuple[int, int]:
 
 def load_paths(
     paths: list[Path], *, max_bytes: int = DEFAULT_MAX_BYTES, follow_links: bool = False,
-    progress: bool = False,
+    progress: bool = False, extract_timeout: float = EXTRACT_TIMEOUT_S,
 ) -> Loaded:
     """Read every supported file under `paths` into documents.
 
@@ -202,29 +209,37 @@ def load_paths(
 
     files, skipped = discover(paths, follow_links=follow_links, progress=progress)
     result = Loaded(skipped=list(skipped))
-    for path, root in tqdm(files, desc="reading", unit="file", disable=not progress or None,
-                           leave=False):
-        for attempt in (1, 2):
-            try:
-                docs = list(load_file(path, root, max_bytes=max_bytes, follow_links=follow_links))
-            except FileChanged:
-                if attempt == 1:
-                    continue  # once more: a writer may have just finished
-                result.skipped.append(_skipped(path, "changed while being read (tried twice); "
-                                                     "nothing of it stored"))
-            except LoadError as exc:
-                result.skipped.append(_skipped(path, str(exc)))
-                if exc.readable:
-                    result.seen_files.append(stored_path(path))
-            except Exception as exc:  # a parser's own bug must not stop the batch either
-                first = (str(exc).splitlines() or [""])[0][:200]
-                result.skipped.append(_skipped(path, f"could not be parsed "
-                                                     f"({type(exc).__name__}: {first})"))
-            else:
-                result.seen_files.append(stored_path(path))
-                result.documents.extend(docs)
-            break
+    with Extractor(extract_timeout) as extractor:
+        for path, root in tqdm(files, desc="reading", unit="file",
+                               disable=not progress or None, leave=False):
+            _load_one(path, root, result, max_bytes, follow_links, extractor)
     return result
+
+
+def _load_one(path: Path, root: Path, result: Loaded, max_bytes: int, follow_links: bool,
+              extractor: Extractor) -> None:
+    """Read one file into `result`: its documents, or a Skipped with the reason."""
+    for attempt in (1, 2):
+        try:
+            docs = list(load_file(path, root, max_bytes=max_bytes, follow_links=follow_links,
+                                  extractor=extractor))
+        except FileChanged:
+            if attempt == 1:
+                continue  # once more: a writer may have just finished
+            result.skipped.append(_skipped(path, "changed while being read (tried twice); "
+                                                 "nothing of it stored"))
+        except LoadError as exc:
+            result.skipped.append(_skipped(path, str(exc)))
+            if exc.readable:
+                result.seen_files.append(stored_path(path))
+        except Exception as exc:  # a parser's own bug must not stop the batch either
+            first = (str(exc).splitlines() or [""])[0][:200]
+            result.skipped.append(_skipped(path, f"could not be parsed "
+                                                 f"({type(exc).__name__}: {first})"))
+        else:
+            result.seen_files.append(stored_path(path))
+            result.documents.extend(docs)
+        break
 
 
 class LoadError(Exception):
@@ -281,8 +296,9 @@ def _too_big(size: int, max_bytes: int) -> LoadError:
                      "limit (raise it with --max-file-mb)")
 
 
-def _read_text(path: Path, max_bytes: int, follow_links: bool = False
-               ) -> tuple[str, tuple[str, ...]]:
+def _read_bytes(path: Path, max_bytes: int, follow_links: bool = False) -> bytes:
+    """The whole file, read without blocking; LoadError if over `max_bytes`, empty,
+    unreadable, or changed while read."""
     fd, before = _open_regular(path, follow_links)
     try:
         if before.st_size > max_bytes:
@@ -299,6 +315,12 @@ def _read_text(path: Path, max_bytes: int, follow_links: bool = False
         raise _too_big(len(data), max_bytes)
     if not data.strip():
         raise LoadError("empty file")
+    return data
+
+
+def _read_text(path: Path, max_bytes: int, follow_links: bool = False
+               ) -> tuple[str, tuple[str, ...]]:
+    data = _read_bytes(path, max_bytes, follow_links)
     if looks_binary(data):
         raise LoadError("binary file (contains NUL bytes), not text")
     text, fallback = decode_bytes(data)
@@ -307,7 +329,8 @@ def _read_text(path: Path, max_bytes: int, follow_links: bool = False
 
 
 def load_file(path: Path, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
-              follow_links: bool = False) -> Iterator[Document]:
+              follow_links: bool = False, extractor: Extractor | None = None
+              ) -> Iterator[Document]:
     """The documents of one file. Raises LoadError (FileChanged when it changed
     while being read); nothing is yielded for a file that fails part way, as
     long as the caller collects the whole iterator first."""
@@ -318,6 +341,9 @@ def load_file(path: Path, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
     if suffix in JSONL_SUFFIXES:
         # BEIR corpora run to gigabytes: stream them a line at a time.
         yield from _load_jsonl(path, source, follow_links)
+        return
+    if suffix in DOCUMENT_SUFFIXES:
+        yield _load_document(path, rel, source, suffix, max_bytes, follow_links, extractor)
         return
     raw, notes = _read_text(path, max_bytes, follow_links)
     if suffix in FEED_SUFFIXES or (suffix in HTML_SUFFIXES and _is_feed(raw)):
@@ -339,6 +365,24 @@ def load_file(path: Path, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
     yield Document(source=source, doc_id=rel, title=scrub(title) or display(path.stem),
                    text=scrub(text), notes=notes,
                    metadata={**front, **file_metadata(path, _type_of(suffix))})
+
+
+def _load_document(path: Path, rel: str, source: str, suffix: str, max_bytes: int,
+                   follow_links: bool, extractor: Extractor | None) -> Document:
+    """A PDF, DOCX, EPUB or ODT file, extracted in the time-bounded worker."""
+    data = _read_bytes(path, max_bytes, follow_links)
+    try:
+        if extractor is None:
+            with Extractor() as once:
+                found = once.extract(suffix, data)
+        else:
+            found = extractor.extract(suffix, data)
+    except ExtractError as exc:
+        raise LoadError(str(exc)) from exc
+    return Document(source=source, doc_id=rel, title=scrub(found.title) or display(path.stem),
+                    text=scrub(found.text), notes=found.notes,
+                    metadata={**found.metadata, **file_metadata(path, _type_of(suffix))},
+                    locations=found.locations, location_kind=found.kind)
 
 
 def _type_of(suffix: str) -> str:

@@ -7,7 +7,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ingest.chunk import ChunkConfig, Chunker, load_tokenizer
+from ingest.chunk import ChunkConfig, Chunker, load_tokenizer, locate
+from ingest.documents import EXTRACT_TIMEOUT_S
 from ingest.load import DEFAULT_MAX_BYTES, Document, Skipped, load_paths
 from ingest.paths import decode_source, stored_path
 from ingest.store import Store
@@ -47,6 +48,7 @@ def ingest_paths(
     follow_links: bool = False,
     prune: bool = False,
     progress: bool = True,
+    extract_timeout: float = EXTRACT_TIMEOUT_S,
 ) -> IngestReport:
     """Bring the store's documents and chunks up to date with `paths`.
 
@@ -65,7 +67,8 @@ def ingest_paths(
         )
 
     report = IngestReport()
-    loaded = load_paths(paths, max_bytes=max_bytes, follow_links=follow_links, progress=progress)
+    loaded = load_paths(paths, max_bytes=max_bytes, follow_links=follow_links, progress=progress,
+                        extract_timeout=extract_timeout)
     report.skipped.extend(loaded.skipped)
     stored = store.documents()
 
@@ -102,7 +105,7 @@ def ingest_paths(
         batch: list[tuple[Document, str, list]] = []
         bar = tqdm(todo, desc="chunking", unit="doc", disable=not progress or None, leave=False)
         for doc, digest in bar:
-            chunks = chunker.split(doc.text)
+            chunks = locate(chunker.split(doc.text), doc.locations, doc.location_kind)
             report.chunks_added += len(chunks)
             batch.append((doc, digest, chunks))
             if len(batch) >= COMMIT_EVERY:

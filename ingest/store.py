@@ -28,8 +28,11 @@ import numpy as np
 
 from core.errors import StoreError
 
-SCHEMA_VERSION = 3  # 2: versioned rows (created_gen, deleted_gen); 3: doc_meta
-MIGRATIONS = {2: 3}  # versions opened by adding what the next one has (tables, indexes)
+SCHEMA_VERSION = 4  # 2: versioned rows (created_gen, deleted_gen); 3: doc_meta; 4: chunk pages
+MIGRATIONS = {2: 3, 3: 4}  # versions opened by adding what the next one has
+# Columns a step adds to existing tables (new tables and indexes come from _SCHEMA).
+ADDED_COLUMNS = {3: (("chunks", "page_start", "INTEGER"), ("chunks", "page_end", "INTEGER"),
+                     ("chunks", "section", "TEXT"))}
 DB_NAME = "ragmini.db"
 
 _SCHEMA = """
@@ -62,7 +65,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     end_char INTEGER NOT NULL,
     n_tokens INTEGER NOT NULL,
     created_gen INTEGER NOT NULL,
-    deleted_gen INTEGER
+    deleted_gen INTEGER,
+    -- PDF pages the chunk spans (1-based), or the heading it falls under (DOCX, EPUB, ODT)
+    page_start INTEGER,
+    page_end INTEGER,
+    section TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document);
 -- vector NULL: the method embedded this chunk and found nothing to embed
@@ -104,6 +111,19 @@ class ChunkRow:
     start: int
     end: int
     n_tokens: int
+    page_start: int | None = None
+    page_end: int | None = None
+    section: str | None = None
+
+    @property
+    def location(self) -> str:
+        """Where in its document the chunk is, for a citation: "p. 7", "p. 7-8", the
+        section heading, or "" when the format has neither."""
+        if self.page_start is not None:
+            span = (f"{self.page_start}" if self.page_end in (None, self.page_start)
+                    else f"{self.page_start}-{self.page_end}")
+            return f"p. {span}"
+        return self.section or ""
 
 
 class OfChunk:
@@ -132,6 +152,13 @@ class OfChunk:
     def text(self) -> str:
         return self.chunk.text
 
+    @property
+    def cite(self) -> str:
+        """How a citation names the chunk: its document id, and the page span or
+        section when the format has one ("report.pdf p. 7-8")."""
+        where = self.chunk.location
+        return f"{self.chunk.doc_id} {where}" if where else self.chunk.doc_id
+
 
 @dataclass(frozen=True)
 class StoredDocument:
@@ -143,7 +170,8 @@ class StoredDocument:
 
 # The columns of a ChunkRow, in order, from chunks c joined to documents d.
 _CHUNK_ROW = ("SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.start_char, "
-              "c.end_char, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.document ")
+              "c.end_char, c.n_tokens, c.page_start, c.page_end, c.section "
+              "FROM chunks c JOIN documents d ON d.id = c.document ")
 
 
 def _now() -> str:
@@ -221,6 +249,10 @@ class Store:
         documents gain their metadata on their next ingest."""
         with self.db.atomic():
             while version in MIGRATIONS:
+                for table, column, kind in ADDED_COLUMNS.get(version, ()):
+                    have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
@@ -321,9 +353,10 @@ class Store:
                 self._put_meta(document, getattr(doc, "metadata", None) or {})
                 self.db.conn.executemany(
                     "INSERT INTO chunks(document, position, text, start_char, end_char, "
-                    "n_tokens, created_gen) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(document, c.position, c.text, c.start, c.end, c.n_tokens, gen)
-                     for c in chunks],
+                    "n_tokens, created_gen, page_start, page_end, section) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(document, c.position, c.text, c.start, c.end, c.n_tokens, gen,
+                      c.page_start, c.page_end, c.section) for c in chunks],
                 )
             self._set_meta("generation", str(gen))
         return gen

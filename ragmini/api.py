@@ -832,9 +832,10 @@ class Store:
     def ingest(self, paths: Sequence[PathLike], *, methods: Sequence[str] | None = None,
                chunk_size: int = 200, overlap: int = 30, index_type: str | None = None,
                prune: bool = False, max_file_mb: float = 20.0, follow_links: bool = False,
+               encoder: str | None = None, extract_timeout: float = 60.0,
                progress: bool | None = None) -> IngestResult:
-        """Add folders or files (.txt .md .html, RSS/Atom feeds, BEIR corpus.jsonl),
-        creating the store if needed (`ragmini ingest`).
+        """Add folders or files (.txt .md .html, PDF, DOCX, EPUB, ODT, RSS/Atom feeds,
+        BEIR corpus.jsonl), creating the store if needed (`ragmini ingest`).
 
         Re-running it is cheap: unchanged documents are skipped, changed ones
         re-chunked and re-embedded, and every method's index brought up to date.
@@ -849,6 +850,9 @@ class Store:
                 hnsw, ivf-pq or sq8; kept for later runs.
             prune: remove stored documents whose files under `paths` are gone.
             max_file_mb: skip larger files. follow_links: follow symbolic links.
+            encoder: how sbert vectors are made: "onnx-int8" (the default for a new
+                store), "onnx" or "torch"; naming another than the store's re-embeds.
+            extract_timeout: seconds allowed to read one PDF, DOCX, EPUB or ODT file.
             progress: show progress bars (default: the store's setting, off).
 
         Example:
@@ -870,7 +874,8 @@ class Store:
             done = ingest_and_index(self._db(create=True), items, chosen, config=config,
                                     index_type=index_type, progress=self._progress(progress),
                                     max_bytes=int(max_file_mb * 2**20),
-                                    follow_links=follow_links, prune=prune)
+                                    follow_links=follow_links, prune=prune,
+                                    encoder=encoder, extract_timeout=extract_timeout)
         return IngestResult.of(done, time.perf_counter() - started)
 
     def remove(self, paths: Sequence[PathLike]) -> Removal:

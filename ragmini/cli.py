@@ -69,14 +69,22 @@ def cli() -> None:
 @click.option("--index", "index_type", type=click.Choice(["flat", "hnsw", "ivf-pq", "sq8"]),
               default=None, help="FAISS index type for the dense methods (kept for later "
               "runs; default flat, exact).")
+@click.option("--encoder", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,
+              help="How sbert vectors are made: onnx-int8 (default for a new store: ONNX "
+              "Runtime, int8 weights, no torch at query time), onnx (fp32) or torch "
+              "(sentence-transformers). A store keeps the encoder its vectors came from; "
+              "naming another re-embeds them.")
 @click.option("--prune", is_flag=True, help="Remove stored documents whose files are gone.")
 @click.option("--max-file-mb", default=20.0, show_default=True, help="Skip larger files.")
+@click.option("--extract-timeout", default=60.0, show_default=True, metavar="SECONDS",
+              help="Give up on a PDF, DOCX, EPUB or ODT file whose text takes longer.")
 @click.option("--follow-links", is_flag=True, help="Follow symbolic links (off: they can loop).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @_json_option
-def ingest(paths, store, methods, chunk_size, overlap, index_type, prune, max_file_mb,
-           follow_links, no_progress, as_json):
-    """Add folders or files (.txt .md .html, RSS/Atom feeds, BEIR corpus.jsonl) to the store.
+def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, prune, max_file_mb,
+           extract_timeout, follow_links, no_progress, as_json):
+    """Add folders or files (.txt .md .html, PDF, DOCX, EPUB, ODT, RSS/Atom feeds, BEIR
+    corpus.jsonl) to the store.
 
     Re-running it is cheap: unchanged documents are skipped, changed ones
     re-chunked and re-embedded, and every method's index brought up to date.
@@ -98,7 +106,8 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, prune, max_fi
     with _open_store(store, create=True) as st:
         done = ingest_and_index(st, list(paths), chosen, config=config, index_type=index_type,
                                 progress=not no_progress, max_bytes=int(max_file_mb * 2**20),
-                                follow_links=follow_links, prune=prune)
+                                follow_links=follow_links, prune=prune, encoder=encoder,
+                                extract_timeout=extract_timeout)
     elapsed = time.perf_counter() - started
     report, indexed, embedded = done.report, done.methods, done.embedded
     totals = {"documents": done.documents, "chunks": done.chunks}
@@ -169,7 +178,7 @@ def search(query, method, k, where, store, as_json):
     if parsed is not None and not hits:
         click.echo(f"no chunk of a document matching {parsed} matches the query", err=True)
     for h in hits:
-        click.echo(f"{h.rank:>2}. {h.score:.3f}  {h.doc_id}  ({h.title})")
+        click.echo(f"{h.rank:>2}. {h.score:.3f}  {h.cite}  ({h.title})")
         click.echo(f"    {_snippet(h.text)}")
 
 
@@ -287,7 +296,7 @@ def _print_answer(result) -> None:
         click.echo("Sources:")
     for s in result.sources:
         mark = "  (cited)" if s.n in result.citations else ""
-        click.echo(f"  [{s.n}] {s.doc_id} - {s.title}{mark}")
+        click.echo(f"  [{s.n}] {s.cite} - {s.title}{mark}")
 
 
 @cli.command()

@@ -15,7 +15,7 @@ from ingest.chunk import ChunkConfig
 from ingest.pipeline import IngestReport, ingest_paths
 from ingest.store import Store
 from retrieval.contract import Embedder, MethodReport
-from retrieval.methods import get_method, index_parts
+from retrieval.methods import encoder_note, get_method, index_parts, sbert_encoder
 
 
 def update_index(store: Store, method: str, embedder: Embedder | None = None,
@@ -81,15 +81,27 @@ class IngestResult:
 def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
                      config: ChunkConfig = ChunkConfig(), progress: bool = True,
                      index_type: str | None = None, require_documents: bool = True,
-                     embedders: dict | None = None, **load_options) -> IngestResult:
+                     embedders: dict | None = None, encoder: str | None = None,
+                     **load_options) -> IngestResult:
     """The one "ingest then index" step every caller uses (CLI, eval datasets,
     bench, server): under the store's writer lock, load, chunk and store
     `paths`, then bring every method's index up to date.
 
     `load_options` go to `ingest.pipeline.ingest_paths` (max_bytes,
-    follow_links, prune). With `require_documents`, a run that found nothing it
-    could read raises, naming the first reasons.
+    follow_links, prune). `encoder` (torch, onnx, onnx-int8) is how sbert vectors
+    are made; a store's other sbert vectors are re-embedded with it. Without it a
+    store keeps the encoder its vectors came from.
+
+    With `require_documents`, a run that found nothing it could read raises,
+    naming the first reasons.
     """
+    methods = list(methods)
+    embedders = dict(embedders or {})
+    if encoder is not None:
+        if "sbert" not in index_parts(methods) and store.method_info("sbert") is None:
+            raise RagminiError(f"--encoder {encoder} is how sbert vectors are made; add "
+                               "sbert to --methods")
+        embedders["sbert"] = sbert_encoder(encoder)
     with store.writer_lock():
         report = ingest_paths(store, list(paths), config=config, progress=progress,
                               **load_options)
@@ -99,6 +111,9 @@ def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
             raise RagminiError(f"nothing to ingest ({reasons})")
         indexed = update_indexes(store, methods, progress=progress, embedders=embedders,
                                  index_type=index_type)
+        note = encoder_note(store) if encoder is None else None
+        if note:
+            report.notes.append(note)
         return IngestResult(report, indexed, store.count("documents"), store.count("chunks"))
 
 

@@ -21,6 +21,7 @@ from retrieval.bm25 import Bm25Method
 from retrieval.contract import Embedder, Method, Searcher
 from retrieval.dense import DenseMethod
 from retrieval.hybrid import FusionParams, FusionSearcher
+from retrieval.onnx_minilm import ENCODERS, ONNX_INT8, TORCH, encoder_of
 from retrieval.tfidf import TfidfMethod
 
 
@@ -28,17 +29,21 @@ from retrieval.tfidf import TfidfMethod
 MODELS = Memo(size=8)
 
 
-def _glove(store: Store) -> Embedder:
+def _glove_packaged() -> Embedder:
     from retrieval.glove import GloveEmbedder
 
-    return MODELS.get("glove", GloveEmbedder.packaged)
+    return GloveEmbedder.packaged()
+
+
+def _glove(store: Store) -> Embedder:
+    return MODELS.get("glove", _glove_packaged)
 
 
 def _glove_sif(store: Store) -> Embedder:
     from retrieval.sif import sif_for_store
 
     # The component is fitted on (and frozen in) each store; the word vectors are shared.
-    return sif_for_store(store, _glove(store).keyed_vectors)
+    return sif_for_store(store, _glove(store))
 
 
 def _w2v(store: Store) -> Embedder:
@@ -55,10 +60,49 @@ def _w2v_sif(store: Store) -> Embedder:
     return W2vSifEmbedder(_w2v(store))
 
 
-def _sbert(store: Store) -> Embedder:
-    from retrieval.sbert import SbertEmbedder
+# How new sbert vectors are made unless `ingest --encoder` says otherwise: MiniLM in
+# ONNX Runtime with int8 weights. bench/encoders.py measured it against the torch
+# encoder on the man-page chunks and test split (README "Encoders").
+DEFAULT_ENCODER = ONNX_INT8
 
-    return MODELS.get("sbert", SbertEmbedder.packaged)
+
+def sbert_encoder(encoder: str = DEFAULT_ENCODER) -> Embedder:
+    """The sbert method's embedder run by `encoder` (torch, onnx or onnx-int8),
+    loaded once per process."""
+    if encoder not in ENCODERS:
+        raise QueryError(f"unknown encoder '{encoder}'; choose from {', '.join(ENCODERS)}",
+                         param="encoder")
+    if encoder == TORCH:
+        from retrieval.sbert import SbertEmbedder
+
+        return MODELS.get("sbert", SbertEmbedder.packaged)
+    from retrieval.onnx_minilm import OnnxMiniLM
+
+    return MODELS.get(f"sbert:{encoder}", lambda: OnnxMiniLM.packaged(encoder))
+
+
+def store_encoder(store: Store) -> str | None:
+    """The encoder that made the store's sbert vectors (None: it has none)."""
+    info = store.method_info("sbert")
+    return None if info is None else encoder_of(info["model"])
+
+
+def _sbert(store: Store) -> Embedder:
+    # Queries are encoded the way the stored vectors were; the index check then
+    # holds the index to those same vectors (its recorded model names the encoder).
+    return sbert_encoder(store_encoder(store) or DEFAULT_ENCODER)
+
+
+def encoder_note(store: Store) -> str | None:
+    """A line for a store whose sbert vectors come from another encoder than the
+    default: what it costs and the command that re-embeds them."""
+    current = store_encoder(store)
+    if current is None or current == DEFAULT_ENCODER:
+        return None
+    return (f"sbert vectors here come from the {current} encoder; new stores use "
+            f"{DEFAULT_ENCODER} (faster to embed and to start). `ragmini ingest PATH "
+            f"--encoder {DEFAULT_ENCODER}` re-embeds them; searches keep using {current} "
+            "until then.")
 
 
 # Methods with an index of their own, in the order they are listed to users.
@@ -223,8 +267,5 @@ def unknown_words(methods: Iterable[str]) -> Callable[[str], list[str]] | None:
     """For reports: a function listing the words of a query that a fixed-vocabulary
     method among `methods` cannot see, or None when none has one."""
     if FIXED_VOCABULARY & set(index_parts(methods)):
-        from retrieval.glove import GloveEmbedder, tokenize
-
-        vocab = GloveEmbedder.packaged().keyed_vectors.key_to_index
-        return lambda text: [w for w in tokenize(text) if w not in vocab]
+        return MODELS.get("glove", _glove_packaged).unknown_words
     return None

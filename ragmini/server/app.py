@@ -163,6 +163,11 @@ class HitOut(BaseModel):
     source: str
     title: str
     text: str
+    pages: list[int] | None = Field(None, description="first and last PDF page the chunk "
+                                                    "spans (1-based); null for other formats")
+    section: str | None = Field(None, description="the heading the chunk falls under "
+                                                  "(DOCX, EPUB, ODT); null otherwise")
+    location: str = Field("", description='"p. 7-8", the section, or "" (for citations)')
 
 
 class SearchOut(BaseModel):
@@ -214,6 +219,11 @@ class SourceOut(BaseModel):
     chunk_id: int
     title: str
     text: str
+    pages: list[int] | None = Field(None, description="first and last PDF page the chunk "
+                                                    "spans (1-based); null for other formats")
+    section: str | None = Field(None, description="the heading the chunk falls under "
+                                                  "(DOCX, EPUB, ODT); null otherwise")
+    location: str = Field("", description='"p. 7-8", the section, or "" (for citations)')
 
 
 class AskOut(BaseModel):

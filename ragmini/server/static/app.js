@@ -13,6 +13,8 @@ const el = (tag, attrs = {}, ...children) => {
   for (const c of children) node.append(c);
   return node;
 };
+// A hit or a source as a citation names it: "report.pdf p. 7-8", or the doc id alone.
+const cite = (h) => (h.location ? `${h.doc_id} ${h.location}` : h.doc_id);
 
 // ---- API --------------------------------------------------------------------
 function headers(extra = {}) {
@@ -99,7 +101,7 @@ $("#search-form").addEventListener("submit", (e) => {
     const body = await api(`/api/search?${params}`);
     const list = $("#search-results");
     list.replaceChildren(...body.hits.map((h) => el("li", { "data-chunk": h.chunk_id },
-      el("div", { class: "meta", text: `${h.score.toFixed(3)} · ${h.doc_id} · ${h.title} · ${h.source}` }),
+      el("div", { class: "meta", text: `${h.score.toFixed(3)} · ${cite(h)} · ${h.title} · ${h.source}` }),
       el("p", { class: "passage" }, highlighted(h.text, q)))));
     setState("search", body.hits.length ? `${body.hits.length} chunks by ${body.method}` : "nothing found");
   });
@@ -127,7 +129,7 @@ $("#compare-form").addEventListener("submit", (e) => {
         return el("div", { class: "card", tabindex: "0", "data-chunk": h.chunk_id, style: `--c: ${ranks ? colour(h.chunk_id) : "#ccd"}`,
             onmouseenter: () => light(h.chunk_id, true), onmouseleave: () => light(h.chunk_id, false),
             onfocus: () => light(h.chunk_id, true), onblur: () => light(h.chunk_id, false) },
-          el("div", { class: "meta", text: `#${h.rank} · ${h.score.toFixed(3)} · ${h.doc_id}` }),
+          el("div", { class: "meta", text: `#${h.rank} · ${h.score.toFixed(3)} · ${cite(h)}` }),
           el("div", { class: "ranks", text: others ? `also: ${others}` : "only here" }),
           el("p", { class: "snippet" }, highlighted(snippet(h.text, 260), q)));
       });
@@ -208,7 +210,7 @@ function renderAnswer(body) {
     answer.replaceChildren(...cited(body.answer || "(no text)"));
   }
   $("#ask-sources").replaceChildren(...body.sources.map((s) => el("li", { id: `src-${s.n}` },
-    el("details", {}, el("summary", { text: `[${s.n}] ${s.doc_id} · ${s.title}${body.citations.includes(s.n) ? " (cited)" : ""}` }),
+    el("details", {}, el("summary", { text: `[${s.n}] ${cite(s)} · ${s.title}${body.citations.includes(s.n) ? " (cited)" : ""}` }),
       el("p", { class: "passage", text: s.text || "" })))));
 }
 
