@@ -208,11 +208,16 @@ class Store:
                 raise StoreError(f"{root} exists and is not a folder; choose another --store")
             root.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(str(db_path), timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            store = cls(root, conn)
-            store._init_schema()
+            # Two processes creating (or upgrading) one store at once raced to "database
+            # is locked": the switch to WAL and the first schema transaction do not all
+            # wait on SQLite's busy timeout. Opening is serialised by a file lock held
+            # for those few milliseconds (never across an ingest: that is write.lock).
+            with _open_lock(root):
+                conn = sqlite3.connect(str(db_path), timeout=30)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                store = cls(root, conn)
+                store._init_schema()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"{db_path} is not a readable ragmini store ({exc}); "
@@ -617,6 +622,23 @@ class Store:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _open_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on root/open.lock while a store is opened; none on a folder
+    we cannot write (a read-only store needs no creation or migration)."""
+    try:
+        handle = open(root / "open.lock", "a+")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _batched(items: Sequence, n: int) -> Iterator[list]:
