@@ -90,7 +90,13 @@ class WordMeanEmbedder:
     def _known(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(text index, vectors row) of every known token, in text order."""
         tokens = [tokenize(t) for t in texts]
-        rows = self.lookup(list(chain.from_iterable(tokens)))
+        # Look each distinct token up once: a block repeats its words many times, and a
+        # dict of the block's own words is far cheaper than the sorted-array search.
+        distinct: dict[str, int] = {}
+        flat = chain.from_iterable(tokens)
+        n = sum(len(t) for t in tokens)
+        local = np.fromiter((distinct.setdefault(w, len(distinct)) for w in flat), np.int64, n)
+        rows = self.lookup(list(distinct))[local] if n else np.zeros(0, dtype=np.int64)
         owner = np.repeat(np.arange(len(texts)), [len(t) for t in tokens])
         keep = rows >= 0
         return owner[keep], rows[keep]
