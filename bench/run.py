@@ -198,8 +198,7 @@ def markdown(results: dict) -> str:
 def targets(results: dict) -> list[dict]:
     """The issues' targets, each with the figure measured in this run (the encoder rows
     from bench/encoders_results.json, written by bench/encoders.py)."""
-    t, ix, cold, peer = (results.get("throughput"), results.get("index_types"),
-                         results["cold_start_s"], results.get("peer"))
+    t, ix, cold = results.get("throughput"), results.get("index_types"), results["cold_start_s"]
     memory = results.get("memory", {})
     rows = []
 
@@ -231,12 +230,6 @@ def targets(results: dict) -> list[dict]:
     if memory:
         add("`ragmini search --method glove` peak RSS", memory["search_glove_mb"], "< 250",
             "MiB", memory["search_glove_mb"] < 250)
-    if peer:
-        equal = abs(peer["ragmini_recall_at_10"] - peer["txtai_recall_at_10"]) <= 0.02
-        add("txtai index time / ragmini ingest time", peer["ingest_ratio"], "> 1", "ratio",
-            peer["ingest_ratio"] > 1 and equal)
-        add("txtai query p50 / ragmini query p50", peer["latency_ratio"], "> 1", "ratio",
-            peer["latency_ratio"] > 1 and equal)
     rows.extend(encoder_targets())
     return rows
 
@@ -303,14 +296,6 @@ def scale_markdown(results: dict) -> str:
         lines += [f"Peak RSS: `ragmini ingest corpus/docs` {m['ingest_bundled_mb']:.0f} MiB, "
                   f"`ragmini search --method glove` {m['search_glove_mb']:.0f} MiB, "
                   f"`--method sbert` {m['search_sbert_mb']:.0f} MiB.", ""]
-    p = results.get("peer")
-    if p:
-        lines += [f"Peer, same {p['chunks']} chunks and {p['queries']} queries, same MiniLM: "
-                  f"ragmini ingest {p['ragmini_ingest_s']:.1f} s vs txtai index "
-                  f"{p['txtai_index_s']:.1f} s ({p['ingest_ratio']:.2f}x); query p50 "
-                  f"{p['ragmini_p50_ms']:.1f} ms vs {p['txtai_p50_ms']:.1f} ms "
-                  f"({p['latency_ratio']:.2f}x); recall@10 {p['ragmini_recall_at_10']:.3f} vs "
-                  f"{p['txtai_recall_at_10']:.3f}.", ""]
     rows = results.get("targets", [])
     if rows:
         lines += ["| target | value | goal | met |", "|---|---|---|---|"]
@@ -322,7 +307,6 @@ def scale_markdown(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
-    parser.add_argument("--no-peer", action="store_true", help="skip the txtai comparison")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
     args = parser.parse_args()
     import scale
@@ -346,8 +330,6 @@ def main() -> None:
     if not quick:
         results["throughput"] = scale.bench_throughput(n_chunks=600, glove_chunks=20_000)
         results["index_types"] = scale.bench_index_types(synthetic_n=100_000, n_queries=200)
-        if not args.no_peer:
-            results["peer"] = scale.bench_peer(n_chunks=600)
     else:
         results["index_types"] = scale.bench_index_types(synthetic_n=5_000, n_queries=50,
                                                          use_real=False)

@@ -1,4 +1,5 @@
-"""Benchmark sections at scale: encoders, FAISS index types, memory, and a peer (txtai).
+"""Benchmark sections at scale: encoders, FAISS index types, memory; the txtai venv that
+bench/encoders.py compares against.
 
 Called by bench/run.py. Real data comes from the man-page benchmark
 (`data/manpages`, built on demand with apt-get); the 100k-vector figures use
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -58,16 +58,6 @@ def mini_benchmark(n_chunks_target: int, folder: Path) -> tuple[Path, dict, dict
     with open(folder / "corpus.jsonl", "w") as out:
         out.writelines(corpus[p] for p in chosen)
     return folder, queries, qrels
-
-
-def doc_recall_at_10(results: list[list[int]], chunk_doc: dict[int, str], queries: dict,
-                     qrels: dict) -> float:
-    scores = []
-    for qid, chunk_ids in zip(queries, results):
-        docs = list(dict.fromkeys(chunk_doc[c] for c in chunk_ids if c in chunk_doc))[:10]
-        rel = set(qrels[qid])
-        scores.append(len(rel.intersection(docs)) / len(rel))
-    return float(np.mean(scores)) if scores else 0.0
 
 
 def bench_throughput(n_chunks: int, glove_chunks: int) -> dict:
@@ -253,53 +243,6 @@ def ensure_peer_venv() -> Path:
                         "sentence-transformers==6.2.0", "transformers==5.23.0"], check=True)
         (PEER_VENV / ".ready").write_text("ok\n")
     return python
-
-
-def bench_peer(n_chunks: int) -> dict:
-    """ragmini and txtai on the same chunks and queries: index time, latency, recall@10."""
-    from core.models import minilm_dir
-    from ingest.store import Store
-    from retrieval.contract import passage_text, search_one
-    from retrieval.indexing import ingest_and_index
-    from retrieval.methods import open_searcher
-
-    ensure_manpages()
-    python = ensure_peer_venv()
-    tmp = Path(tempfile.mkdtemp())
-    folder, queries, qrels = mini_benchmark(n_chunks, tmp / "mini")
-    with Store.open(tmp / "store", create=True) as store:
-        started = time.perf_counter()
-        # model load included, as for txtai
-        ingest_and_index(store, [folder / "corpus.jsonl"], ["sbert"], progress=False)
-        ingest_s = time.perf_counter() - started
-        chunks = [c for batch in store.iter_chunks() for c in batch]
-        searcher = open_searcher(store, "sbert")
-        search_one(searcher, next(iter(queries.values())), k=50)
-        ours, latency = [], []
-        for text in queries.values():
-            t = time.perf_counter()
-            hits = search_one(searcher, text, k=50)
-            latency.append((time.perf_counter() - t) * 1000)
-            ours.append([h.chunk_id for h in hits])
-    chunk_doc = {c.chunk_id: c.doc_id for c in chunks}
-    spec = {"model": str(minilm_dir()), "k": 50, "queries": list(queries.values()),
-            "chunks": [[c.chunk_id, passage_text(c.title, c.text)] for c in chunks]}
-    (tmp / "in.json").write_text(json.dumps(spec))
-    subprocess.run([str(python), str(REPO / "bench" / "peer_txtai.py"), str(tmp / "in.json"),
-                    str(tmp / "out.json")], check=True, capture_output=True,
-                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    peer = json.loads((tmp / "out.json").read_text())
-    shutil.rmtree(tmp, ignore_errors=True)
-    result = {
-        "chunks": len(chunks), "queries": len(queries),
-        "ragmini_ingest_s": ingest_s, "txtai_index_s": peer["index_s"],
-        "ragmini_p50_ms": statistics.median(latency), "txtai_p50_ms": statistics.median(peer["latency_ms"]),
-        "ragmini_recall_at_10": doc_recall_at_10(ours, chunk_doc, queries, qrels),
-        "txtai_recall_at_10": doc_recall_at_10(peer["results"], chunk_doc, queries, qrels),
-    }
-    result["ingest_ratio"] = result["txtai_index_s"] / result["ragmini_ingest_s"]
-    result["latency_ratio"] = result["txtai_p50_ms"] / result["ragmini_p50_ms"]
-    return result
 
 
 def plot_index_types(index_types: dict, path: Path) -> Path:

@@ -8,9 +8,13 @@ index file's checksum), so a cached value is never stale.
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Any
 
 
@@ -45,3 +49,24 @@ class Memo:
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
+
+
+def build_folder(folder: Path, fill: Callable[[Path], dict]) -> dict:
+    """Build a derived-model folder once and atomically: `fill(tmp)` writes its files
+    into a temporary sibling and returns its parameters, written last as
+    params.json; then the folder is renamed into place, so a killed build leaves
+    nothing half-written. If another process finished first, its folder is kept
+    (it is as good). Returns the parameters."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    try:
+        params = fill(tmp)
+        (tmp / "params.json").write_text(json.dumps(params, indent=2))
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not (folder / "params.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return params

@@ -25,11 +25,9 @@ class Source(OfChunk):
 
     def to_dict(self) -> dict:
         """The `ask --json` source entry."""
-        c = self.chunk
         return {"n": self.n, "doc_id": self.doc_id, "source": self.source,
                 "chunk_id": self.chunk_id, "title": self.title, "text": self.text,
-                "pages": None if c.page_start is None else [c.page_start, c.page_end],
-                "section": c.section, "location": c.location}
+                **self.chunk.location_fields()}
 
 
 @dataclass(frozen=True)

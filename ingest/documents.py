@@ -170,12 +170,14 @@ def strip_running_lines(pages: list[list[str]], edge: int = 2) -> list[list[str]
 
 
 def _ranges(numbers: list[int]) -> str:
-    out, start = [], numbers[0]
-    for prev, cur in zip(numbers, numbers[1:] + [None]):
-        if cur != prev + 1 if cur is not None else True:
-            out.append(str(start) if start == prev else f"{start}-{prev}")
-            start = cur
-    return ", ".join(out)
+    """Sorted page numbers as runs: [1, 2, 3, 7] -> "1-3, 7"."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 # -- DOCX, EPUB, ODT: text with headings --------------------------------------

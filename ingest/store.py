@@ -125,6 +125,11 @@ class ChunkRow:
             return f"p. {span}"
         return self.section or ""
 
+    def location_fields(self) -> dict:
+        """The `pages`, `section` and `location` keys of every hit and source body."""
+        pages = None if self.page_start is None else [self.page_start, self.page_end]
+        return {"pages": pages, "section": self.section, "location": self.location}
+
 
 class OfChunk:
     """The chunk's fields read through, for records that carry a `chunk: ChunkRow`

@@ -15,7 +15,7 @@ import click
 
 from core.errors import RagminiError
 from ragmini import __version__
-from retrieval.methods import DEFAULT_INGEST
+from retrieval.methods import DEFAULT_INGEST, ENCODERS
 from ragmini.clitools import emit as _emit
 from ragmini.clitools import json_option as _json_option
 from ragmini.clitools import open_store as _open_store
@@ -69,7 +69,7 @@ def cli() -> None:
 @click.option("--index", "index_type", type=click.Choice(["flat", "hnsw", "ivf-pq", "sq8"]),
               default=None, help="FAISS index type for the dense methods (kept for later "
               "runs; default flat, exact).")
-@click.option("--encoder", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,
+@click.option("--encoder", type=click.Choice(ENCODERS), default=None,
               help="How sbert vectors are made: onnx-int8 (default for a new store: ONNX "
               "Runtime, int8 weights, no torch at query time), onnx (fp32) or torch "
               "(sentence-transformers). A store keeps the encoder its vectors came from; "

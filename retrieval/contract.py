@@ -58,12 +58,9 @@ class Hit(OfChunk):
 
     def to_dict(self) -> dict:
         """The `search --json` hit: the same body for the CLI, the API and the server."""
-        c = self.chunk
-        pages = None if c.page_start is None else [c.page_start, c.page_end]
         return {"rank": self.rank, "score": round(self.score, 6), "chunk_id": self.chunk_id,
                 "doc_id": self.doc_id, "source": self.source, "title": self.title,
-                "text": self.text, "pages": pages, "section": c.section,
-                "location": c.location}
+                "text": self.text, **self.chunk.location_fields()}
 
 
 class Searcher(Protocol):

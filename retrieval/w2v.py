@@ -46,7 +46,7 @@ import numpy as np
 
 from core.errors import IndexStale, RagminiError
 from retrieval.contract import l2_normalize, passage_text
-from retrieval.glove import WordMeanEmbedder, dict_lookup, tokenize
+from retrieval.glove import WordMeanEmbedder, dict_lookup, keyed_vectors, tokenize
 from retrieval.index import LOADED, atomic_write, fsync_dir
 
 METHOD = "w2v"
@@ -226,8 +226,6 @@ class W2vSifEmbedder(W2vEmbedder):
 
 def load_keyed_vectors(folder: Path, params: W2vParams):
     """gensim KeyedVectors over the memory-mapped vectors, checked against `params`."""
-    from gensim.models import KeyedVectors
-
     try:
         words_json = (folder / "words.json").read_bytes()
         vectors = np.load(folder / "vectors.npy", mmap_mode="r")
@@ -239,10 +237,7 @@ def load_keyed_vectors(folder: Path, params: W2vParams):
         raise IndexStale(f"the w2v model in {folder} is missing or damaged ({exc}); "
                          "retrain it with `retrieval.w2v.retrain(store)`, which re-embeds "
                          "every chunk") from exc
-    kv = KeyedVectors(vector_size=vectors.shape[1], count=0, dtype=np.float32)
-    kv.index_to_key = words
-    kv.key_to_index = {w: i for i, w in enumerate(words)}
-    kv.vectors = vectors
+    kv = keyed_vectors(vectors, words)
     kv.expandos["count"] = counts  # so kv.get_vecattr(word, "count") works
     return kv, counts
 

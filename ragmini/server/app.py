@@ -155,7 +155,17 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class HitOut(BaseModel):
+class LocatedOut(BaseModel):
+    """Where in its document a chunk is: the fields every hit and source carries."""
+
+    pages: list[int] | None = Field(None, description="first and last PDF page the chunk "
+                                                    "spans (1-based); null for other formats")
+    section: str | None = Field(None, description="the heading the chunk falls under "
+                                                  "(DOCX, EPUB, ODT); null otherwise")
+    location: str = Field("", description='"p. 7-8", the section, or "" (for citations)')
+
+
+class HitOut(LocatedOut):
     rank: int
     score: float
     chunk_id: int
@@ -163,11 +173,6 @@ class HitOut(BaseModel):
     source: str
     title: str
     text: str
-    pages: list[int] | None = Field(None, description="first and last PDF page the chunk "
-                                                    "spans (1-based); null for other formats")
-    section: str | None = Field(None, description="the heading the chunk falls under "
-                                                  "(DOCX, EPUB, ODT); null otherwise")
-    location: str = Field("", description='"p. 7-8", the section, or "" (for citations)')
 
 
 class SearchOut(BaseModel):
@@ -212,18 +217,13 @@ class SentenceOut(BaseModel):
     support: SupportOut
 
 
-class SourceOut(BaseModel):
+class SourceOut(LocatedOut):
     n: int
     doc_id: str
     source: str
     chunk_id: int
     title: str
     text: str
-    pages: list[int] | None = Field(None, description="first and last PDF page the chunk "
-                                                    "spans (1-based); null for other formats")
-    section: str | None = Field(None, description="the heading the chunk falls under "
-                                                  "(DOCX, EPUB, ODT); null otherwise")
-    location: str = Field("", description='"p. 7-8", the section, or "" (for citations)')
 
 
 class AskOut(BaseModel):
