@@ -19,6 +19,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from core.errors import QueryError
 from ingest.metadata import number
 
@@ -48,6 +50,24 @@ class Where:
 
     def to_list(self) -> list[str]:
         return [str(c) for c in self.conditions]
+
+
+class Selection(np.ndarray):
+    """Sorted int64 chunk ids that a filter kept, remembering the `Where` that chose
+    them. Every method ranks within the ids; a vector store that holds its own copy
+    of the metadata (Milvus) reads `where` and filters inside its search instead."""
+
+    where: Where | None = None
+
+    @classmethod
+    def of(cls, ids: np.ndarray, where: Where | None) -> Selection:
+        out = np.asarray(ids, dtype=np.int64).view(cls)
+        out.where = where
+        return out
+
+    def __array_finalize__(self, obj) -> None:
+        # A slice or copy is a plain id set: its ids no longer match the filter.
+        self.where = None
 
 
 def parse_where(expressions: Sequence[str] | str | None) -> Where | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ingest.chunk import ChunkConfig, Chunker, load_tokenizer, locate
+from ingest.chunk import Chunk, ChunkConfig, Chunker, load_tokenizer, locate
 from ingest.documents import EXTRACT_TIMEOUT_S
 from ingest.load import DEFAULT_MAX_BYTES, Document, Skipped, load_paths
 from ingest.paths import decode_source, stored_path
@@ -49,13 +50,15 @@ def ingest_paths(
     prune: bool = False,
     progress: bool = True,
     extract_timeout: float = EXTRACT_TIMEOUT_S,
+    split: Splitter | None = None,
 ) -> IngestReport:
     """Bring the store's documents and chunks up to date with `paths`.
 
     Unchanged documents (same source, same content hash) are left alone; a
     changed one has its chunks replaced; with prune=True, documents whose file
     under a given folder is gone are removed. Embedding is retrieval's job
-    (`retrieval.update_indexes`), run after this.
+    (`retrieval.update_indexes`), run after this. `split` chunks the documents
+    (default `split_documents`, here; `retrieval.ray_engine` runs it on Ray).
     """
     stored_config = store.chunk_config()
     wanted = asdict(config)
@@ -99,13 +102,9 @@ def ingest_paths(
     report.removed = len(removed)
 
     if todo or removed:
-        chunker = Chunker(load_tokenizer(), config)
-        from tqdm import tqdm
-
         batch: list[tuple[Document, str, list]] = []
-        bar = tqdm(todo, desc="chunking", unit="doc", disable=not progress or None, leave=False)
-        for doc, digest in bar:
-            chunks = locate(chunker.split(doc.text), doc.locations, doc.location_kind)
+        for (doc, digest), chunks in zip(todo, (split or split_documents)(
+                [doc for doc, _ in todo], config, progress)):
             report.chunks_added += len(chunks)
             batch.append((doc, digest, chunks))
             if len(batch) >= COMMIT_EVERY:
@@ -115,6 +114,21 @@ def ingest_paths(
     if stored_config is None:
         store.set_chunk_config(wanted)
     return report
+
+
+# documents, chunking config, progress -> each document's chunks, in order
+Splitter = Callable[[list[Document], ChunkConfig, bool], Iterator[list[Chunk]]]
+
+
+def split_documents(documents: list[Document], config: ChunkConfig, progress: bool = True
+                    ) -> Iterator[list[Chunk]]:
+    """Each document's chunks, located on its pages or sections, in order."""
+    from tqdm import tqdm
+
+    chunker = Chunker(load_tokenizer(), config)
+    for doc in tqdm(documents, desc="chunking", unit="doc", disable=not progress or None,
+                    leave=False):
+        yield locate(chunker.split(doc.text), doc.locations, doc.location_kind)
 
 
 def _files_of(source: str) -> list[str]:

@@ -399,6 +399,8 @@ class Store:
                     self.db.execute("DELETE FROM doc_meta WHERE document = ?", [row[0]])
                     self._put_meta(row[0], getattr(doc, "metadata", None) or {})
                     changed += 1
+            if changed:  # a vector store holding its own copy of metadata re-reads it
+                self._set_meta("meta_version", str(int(self._meta("meta_version") or 0) + 1))
         return changed
 
     def metadata_keys(self) -> list[str]:
@@ -411,13 +413,37 @@ class Store:
     def select_chunks(self, where) -> np.ndarray:
         """Sorted ids of every chunk (retired ones too: an index behind the store
         still holds them) whose document matches `where` (ingest.filters.Where)."""
-        from ingest.filters import where_sql
+        from ingest.filters import Selection, where_sql
 
         clause, args = where_sql(where, self.metadata_keys())
         rows = self.db.execute(
             "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document "
             f"WHERE {clause} ORDER BY c.id", args).fetchall()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return Selection.of(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                            where)
+
+    def chunk_documents(self, chunk_ids: Sequence[int]) -> dict[int, tuple]:
+        """{chunk id: (doc_id, source, title, {key: [(value, number)]})} of the chunks'
+        documents, for a vector store that filters by its own copy of the metadata."""
+        out: dict[int, tuple] = {}
+        metas: dict[int, dict] = {}
+        for batch in _batched([int(i) for i in chunk_ids], 900):
+            marks = ",".join("?" * len(batch))
+            rows = self.db.execute(
+                "SELECT c.id, d.id, d.doc_id, d.source, d.title FROM chunks c JOIN documents d "
+                f"ON d.id = c.document WHERE c.id IN ({marks})", batch).fetchall()
+            wanted = sorted({r[1] for r in rows} - metas.keys())
+            for document in wanted:
+                metas[document] = {}
+            for doc_batch in _batched(wanted, 900):
+                doc_marks = ",".join("?" * len(doc_batch))
+                for document, key, value, num in self.db.execute(
+                        "SELECT document, key, value, num FROM doc_meta WHERE document IN "
+                        f"({doc_marks}) ORDER BY rowid", doc_batch):
+                    metas[document].setdefault(key, []).append((value, num))
+            for cid, document, doc_id, source, title in rows:
+                out[cid] = (doc_id, source, title, metas[document])
+        return out
 
     def select_doc_ids(self, where) -> set[str]:
         """doc_ids of the live documents matching `where`."""

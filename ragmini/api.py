@@ -833,7 +833,8 @@ class Store:
                chunk_size: int = 200, overlap: int = 30, index_type: str | None = None,
                prune: bool = False, max_file_mb: float = 20.0, follow_links: bool = False,
                encoder: str | None = None, extract_timeout: float = 60.0,
-               progress: bool | None = None) -> IngestResult:
+               vector_store: str | None = None, engine: str = "local",
+               ray_address: str | None = None, progress: bool | None = None) -> IngestResult:
         """Add folders or files (.txt .md .html, PDF, DOCX, EPUB, ODT, RSS/Atom feeds,
         BEIR corpus.jsonl), creating the store if needed (`ragmini ingest`).
 
@@ -853,6 +854,10 @@ class Store:
             encoder: how sbert vectors are made: "onnx-int8" (the default for a new
                 store), "onnx" or "torch"; naming another than the store's re-embeds.
             extract_timeout: seconds allowed to read one PDF, DOCX, EPUB or ODT file.
+            vector_store: "faiss" (default), "milvus" (Milvus Lite in the store folder)
+                or a Milvus server URI ("milvus://HOST:PORT", "http(s)://..."); kept.
+            engine: "local", or "ray" to chunk and embed as a Ray Data pipeline
+                (`ray_address` names a cluster; else a local Ray runs for the call).
             progress: show progress bars (default: the store's setting, off).
 
         Example:
@@ -875,7 +880,9 @@ class Store:
                                     index_type=index_type, progress=self._progress(progress),
                                     max_bytes=int(max_file_mb * 2**20),
                                     follow_links=follow_links, prune=prune,
-                                    encoder=encoder, extract_timeout=extract_timeout)
+                                    encoder=encoder, extract_timeout=extract_timeout,
+                                    vector_store=vector_store, engine=engine,
+                                    ray_address=ray_address)
         return IngestResult.of(done, time.perf_counter() - started)
 
     def remove(self, paths: Sequence[PathLike]) -> Removal:
@@ -889,18 +896,18 @@ class Store:
             removed = remove_and_index(db, [Path(p) for p in _no_string(paths, "paths")])
             return Removal(tuple(removed), db.count("documents"))
 
-    def reindex(self, methods: Sequence[str] | None = None,
-                index_type: str | None = None) -> Reindexed:
+    def reindex(self, methods: Sequence[str] | None = None, index_type: str | None = None,
+                vector_store: str | None = None) -> Reindexed:
         """Rebuild indexes from the vectors stored with the chunks, no model time
         (`ragmini reindex`); `index_type` switches the dense methods (flat, hnsw,
-        ivf-pq, sq8)."""
+        ivf-pq, sq8), `vector_store` moves them (faiss, milvus, a server URI)."""
         from retrieval.indexing import reindex as rebuild
 
         chosen = _no_string(methods, "methods") if methods else ()
         with _errors():
             db = self._db()
             with db.writer_lock():
-                return Reindexed(tuple(rebuild(db, chosen, index_type)))
+                return Reindexed(tuple(rebuild(db, chosen, index_type, vector_store)))
 
     # -- evaluation -----------------------------------------------------------
 

@@ -74,6 +74,16 @@ def cli() -> None:
               "Runtime, int8 weights, no torch at query time), onnx (fp32) or torch "
               "(sentence-transformers). A store keeps the encoder its vectors came from; "
               "naming another re-embeds them.")
+@click.option("--vector-store", default=None, metavar="STORE",
+              help="Where dense vectors are searched: faiss (default: files in the store), "
+              "milvus (Milvus Lite in the store folder), or milvus://HOST:PORT / "
+              "http(s)://HOST:PORT for a Milvus server (token from RAGMINI_MILVUS_TOKEN). "
+              "Kept for later runs.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="ray: chunk and embed as a Ray Data pipeline (a "
+              "local Ray is started and stopped unless --ray-address names a cluster).")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="A running Ray cluster for --engine ray (e.g. ray://HEAD:10001).")
 @click.option("--prune", is_flag=True, help="Remove stored documents whose files are gone.")
 @click.option("--max-file-mb", default=20.0, show_default=True, help="Skip larger files.")
 @click.option("--extract-timeout", default=60.0, show_default=True, metavar="SECONDS",
@@ -81,8 +91,9 @@ def cli() -> None:
 @click.option("--follow-links", is_flag=True, help="Follow symbolic links (off: they can loop).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @_json_option
-def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, prune, max_file_mb,
-           extract_timeout, follow_links, no_progress, as_json):
+def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vector_store,
+           engine, ray_address, prune, max_file_mb, extract_timeout, follow_links, no_progress,
+           as_json):
     """Add folders or files (.txt .md .html, PDF, DOCX, EPUB, ODT, RSS/Atom feeds, BEIR
     corpus.jsonl) to the store.
 
@@ -93,6 +104,7 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, prun
     Examples:
       ragmini ingest corpus/
       ragmini ingest notes/ feed.xml --methods sbert --store /tmp/notes-store
+      ragmini ingest corpus/ --vector-store milvus --engine ray
     """
     import time
 
@@ -107,7 +119,8 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, prun
         done = ingest_and_index(st, list(paths), chosen, config=config, index_type=index_type,
                                 progress=not no_progress, max_bytes=int(max_file_mb * 2**20),
                                 follow_links=follow_links, prune=prune, encoder=encoder,
-                                extract_timeout=extract_timeout)
+                                extract_timeout=extract_timeout, vector_store=vector_store,
+                                engine=engine, ray_address=ray_address)
     elapsed = time.perf_counter() - started
     report, indexed, embedded = done.report, done.methods, done.embedded
     totals = {"documents": done.documents, "chunks": done.chunks}
@@ -330,20 +343,23 @@ def remove(paths, store, as_json):
 @click.option("--method", "methods", default=None,
               help="Comma-separated methods to rebuild (default: all in the store).")
 @click.option("--index", "index_type", type=click.Choice(["flat", "hnsw", "ivf-pq", "sq8"]),
-              default=None, help="Switch the dense methods to this FAISS index type.")
+              default=None, help="Switch the dense methods to this index type.")
+@click.option("--vector-store", default=None, metavar="STORE",
+              help="Move the dense methods to faiss, milvus (Lite) or a Milvus server URI.")
 @_store_option
 @_json_option
-def reindex(methods, index_type, store, as_json):
-    """Rebuild FAISS indexes from the vectors stored with the chunks (no model time).
+def reindex(methods, index_type, vector_store, store, as_json):
+    """Rebuild indexes from the vectors stored with the chunks (no model time).
 
     \b
-    Example: try an approximate index without re-embedding anything
+    Examples: try an approximate index, or Milvus, without re-embedding anything
       ragmini reindex --index hnsw
+      ragmini reindex --vector-store milvus
     """
     from retrieval.indexing import reindex as rebuild
 
     with _open_store(store) as st, st.writer_lock():
-        reports = rebuild(st, methods.split(",") if methods else (), index_type)
+        reports = rebuild(st, methods.split(",") if methods else (), index_type, vector_store)
     out = {r.method: {"vectors": r.n_vectors, "unembedded": r.unembedded,
                       "seconds": round(r.seconds, 3)} for r in reports}
     if as_json:
@@ -395,8 +411,10 @@ def _print_status(report, repaired: bool) -> None:
         state = "ok" if m.consistent else "DISAGREES"
         if m.consistent and m.behind:
             state = f"ok, {m.behind} commit(s) behind the store"
+        where = (f"{m.index_file_bytes / 1024:.0f} KiB index" if m.backend == "files"
+                 else f"in {m.backend}")
         click.echo(f"  {m.method:<6} {m.vectors} vectors, {m.empty} empty, "
-                   f"{m.index_file_bytes / 1024:.0f} KiB index: {state}  [{m.model}]")
+                   f"{where}: {state}  [{m.model}]")
         if m.unembedded:
             click.echo(f"         {m.unembedded} chunks not embedded yet")
         for p in m.problems:

@@ -98,6 +98,7 @@ class MethodStatus:
     index_generation: int | None
     behind: int  # store commits the index does not reflect yet
     problems: list[str] = field(default_factory=list)  # the index disagrees with the store
+    backend: str = "files"  # where the index lives: files, or a Milvus (Lite, or a URI)
 
     @property
     def consistent(self) -> bool:

@@ -26,26 +26,16 @@ from retrieval.contract import (
     hits_from_ids,
     passage_text,
 )
-from retrieval.index import (
-    build_index,
-    exact_top_k,
-    filtered_params,
-    load_index,
-    read_params,
-    save_index,
-)
+from retrieval.index import build_index, load_index, read_params, save_index
+from retrieval.vectorstore import FAISS, FaissVectors, VectorStore
 
 EMBED_BATCH = 256  # chunks per embed call and per transaction
-# Filtered search (bench/filters.py measures each choice on the man-page vectors):
-# - flat: the FAISS IDSelector inside the scan is exact, and fastest at every share.
-# - hnsw: a graph walk with a selector loses recall when the kept chunks are few or
-#   clustered (0.53 at 10% of the man pages kept by one package's pages, efSearch 128),
-#   so below HNSW_WALK_FROM of the collection it scans its stored vectors exactly
-#   with the selector instead (still inside FAISS, no store read).
-# - ivf-pq, sq8 (quantized storage): the selector inside the index, except that a
-#   slice under FILTER_EXACT_BELOW chunks is scanned exactly over the store's vectors.
-HNSW_WALK_FROM = 0.5
-FILTER_EXACT_BELOW = 2000
+
+
+def vector_store(store: Store) -> str:
+    """The vector store this store's dense methods use: "faiss" (the default),
+    "milvus" (Milvus Lite in the store folder) or a Milvus server URI."""
+    return store.get_meta("vector_store") or FAISS
 
 
 @dataclass(frozen=True)
@@ -72,7 +62,10 @@ class DenseMethod:
         # A new model (a package upgrade, a retrained w2v) re-embeds every chunk; the
         # index of the old vectors must go even if the counts happen to agree.
         return (params.store_generation == store.generation and params.n_vectors == with_vector
-                and info is not None and params.model == info["model"])
+                and info is not None and params.model == info["model"]
+                and params.backend == vector_store(store)
+                and (params.backend == FAISS or
+                     params.meta_version == int(store.get_meta("meta_version") or 0)))
 
     def update(self, store: Store, *, embedder: Embedder | None = None, progress: bool = True,
                force_rebuild: bool = False, index_type: str | None = None) -> MethodReport:
@@ -94,14 +87,35 @@ class DenseMethod:
                    or (index_type is not None and params is not None
                        and params.index_type != index_type))
         if rebuilt:
-            self.rebuild(store, index_type)
+            if not force_rebuild and self._can_sync(store, params, index_type):
+                self._sync(store, params, progress)
+            else:
+                self.rebuild(store, index_type, progress=progress)
         with_vector, empty = store.vector_counts(self.name)
         return MethodReport(self.name, store.method_info(self.name)["model"], embedded, empty,
                             with_vector, rebuilt, time.perf_counter() - started)
 
-    def rebuild(self, store: Store, index_type: str | None = None) -> MethodReport:
-        """Rebuild the index from the stored vectors; `index_type` also becomes the
-        method's choice for later rebuilds."""
+    def _can_sync(self, store: Store, params, index_type: str | None) -> bool:
+        """A Milvus collection catches up in place (only the changed chunks are
+        written) when it holds this model's vectors in the chosen type and store."""
+        info = store.method_info(self.name)
+        return (params is not None and params.backend != FAISS
+                and params.backend == vector_store(store) and info is not None
+                and params.model == info["model"] and params.store_generation <= store.generation
+                and params.index_type == (index_type or self.index_type(store)))
+
+    def _sync(self, store: Store, params, progress: bool) -> None:
+        from retrieval import milvus
+
+        try:
+            milvus.sync(store, self.name, store.method_info(self.name), params, progress)
+        except IndexStale:  # the collection is gone: build it again
+            self.rebuild(store, progress=progress)
+
+    def rebuild(self, store: Store, index_type: str | None = None,
+                progress: bool = False) -> MethodReport:
+        """Rebuild the index from the stored vectors, in the store's vector store;
+        `index_type` also becomes the method's choice for later rebuilds."""
         started = time.perf_counter()
         info = store.method_info(self.name)
         if info is None:
@@ -110,12 +124,27 @@ class DenseMethod:
         if index_type is not None:
             store.set_meta(f"index_type.{self.name}", index_type)
         chosen = self.index_type(store)
-        ids, vectors = store.vectors(self.name)
-        save_index(build_index(ids, vectors, chosen), store.index_dir, method=self.name,
-                   model=info["model"], store_generation=store.generation,
-                   chunking=store.chunk_config() or {}, index_type=chosen)
+        backend = vector_store(store)
+        try:
+            old = read_params(store.index_dir, self.name)
+        except IndexStale:
+            old = None
+        if backend == FAISS:
+            ids, vectors = store.vectors(self.name)
+            save_index(build_index(ids, vectors, chosen), store.index_dir, method=self.name,
+                       model=info["model"], store_generation=store.generation,
+                       chunking=store.chunk_config() or {}, index_type=chosen)
+            n = len(ids)
+            if old is not None and old.backend != FAISS:
+                from retrieval import milvus
+
+                milvus.drop(store, old)
+        else:
+            from retrieval import milvus
+
+            n = milvus.build(store, self.name, info, chosen, backend, old, progress).n_vectors
         _, empty = store.vector_counts(self.name)
-        return MethodReport(self.name, info["model"], 0, empty, len(ids), True,
+        return MethodReport(self.name, info["model"], 0, empty, n, True,
                             time.perf_counter() - started,
                             len(store.chunks_without_vectors(self.name)))
 
@@ -136,13 +165,24 @@ class DenseMethod:
             generation = params.store_generation
             behind = store.generation - generation
             path = store.index_dir / params.file
-            size = path.stat().st_size if path.exists() else 0
+            size = path.stat().st_size if params.file and path.exists() else 0
+            if params.backend != vector_store(store):
+                problems.append(f"index is in {params.backend}, the store asks for "
+                                f"{vector_store(store)}; run `ragmini reindex`")
             if params.model != info["model"]:
                 problems.append(f"index built with {params.model}, store vectors from "
                                 f"{info['model']}")
             if behind < 0:
                 problems.append(f"index generation {generation} is ahead of the store "
                                 f"({store.generation})")
+            if params.backend != FAISS:
+                from retrieval import milvus
+
+                problems.extend(milvus.check(store, self.name, params))
+                return MethodStatus(self.name, info["model"], vectors, empty, unembedded,
+                                    size, generation, behind, problems,
+                                    backend=f"milvus {params.backend}".replace(
+                                        "milvus milvus", "milvus lite"))
             try:
                 index = load_index(store.index_dir, params)
             except IndexStale as exc:
@@ -195,7 +235,7 @@ class DenseSearcher:
         self.method = name
         self.behind = store.generation - params.store_generation
         self.params = params
-        self.index = load_index(store.index_dir, params, cached=True)
+        self.vectors: VectorStore = _open_vectors(store, params)
         self.embedder = embedder or method.load_embedder(store)
         if (getattr(self.embedder, "model", None), getattr(self.embedder, "dim", None)) != (
                 params.model, params.dim):
@@ -207,8 +247,8 @@ class DenseSearcher:
 
     def search(self, queries: list[str], k: int = 5, allowed: np.ndarray | None = None
                ) -> list[list[Hit]]:
-        """Batch search: one embed call, one FAISS call, one store read. With
-        `allowed`, only those chunk ids are ranked (see `filtered_search`)."""
+        """Batch search: one embed call, one vector-store call, one store read. With
+        `allowed`, only those chunk ids are ranked, inside the vector store."""
         check_queries(queries, k)
         vectors = self.embedder.embed([q[:MAX_QUERY_CHARS] for q in queries])
         empty = ~vectors.any(axis=1)
@@ -216,47 +256,21 @@ class DenseSearcher:
             q = queries[int(np.argmax(empty))]
             raise QueryError(f"none of the words in '{q[:80]}' are in the {self.method} "
                              "vocabulary; rephrase, or use the sbert method", param="query")
-        if self.index.ntotal == 0:
+        if self.params.n_vectors == 0:
             return [[] for _ in queries]
-        if allowed is not None:
-            scores, ids = self.filtered_search(vectors, k, allowed)
-        else:
-            scores, ids = self.index.search(vectors, min(k, self.index.ntotal))
+        scores, ids = self.vectors.search(vectors, k, allowed)
         return hits_from_ids(self.store, ids, scores)
 
-    def filtered_search(self, vectors: np.ndarray, k: int, allowed: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k among `allowed` ids, filtered inside FAISS (an IDSelector) or by an
-        exact scan of the kept vectors, chosen by index type and share (see
-        HNSW_WALK_FROM): k hits whenever k allowed chunks are in the index."""
-        import faiss
 
-        allowed = np.asarray(allowed, dtype=np.int64)
-        if len(allowed) == 0:
-            return (np.zeros((len(vectors), 0), dtype=np.float32),
-                    np.zeros((len(vectors), 0), dtype=np.int64))
-        k_index = min(k, self.index.ntotal)
-        kind = self.params.index_type
-        if kind == "hnsw" and len(allowed) < HNSW_WALK_FROM * self.index.ntotal:
-            # The graph's own flat storage, scanned exactly; the selector sees internal
-            # row numbers, translated to chunk ids through the id map.
-            storage = faiss.downcast_index(self.index.index).storage
-            selector = faiss.IDSelectorBatch(allowed)
-            translated = faiss.IDSelectorTranslated(self.index.id_map, selector)
-            scores, rows = storage.search(vectors, k_index,
-                                          params=faiss.SearchParameters(sel=translated))
-            id_map = faiss.vector_to_array(self.index.id_map)
-            return scores, np.where(rows >= 0, id_map[np.maximum(rows, 0)], -1)
-        if kind in ("flat", "hnsw") or len(allowed) >= FILTER_EXACT_BELOW:
-            scores, ids = self.index.search(
-                vectors, k_index,
-                params=filtered_params(allowed, self.params.search_params, k_index))
-            # flat is exact; a walk or quantized search that comes back short is redone
-            if kind == "flat" or (ids >= 0).sum(axis=1).min() >= min(k_index, len(allowed)):
-                return scores, ids
-        kept_ids, kept = self.store.vectors(self.method, self.params.store_generation,
-                                            ids=allowed)
-        return exact_top_k(kept_ids, kept, vectors, k)
+def _open_vectors(store: Store, params) -> VectorStore:
+    if params.backend != FAISS:
+        from retrieval import milvus
+
+        return milvus.open_vectors(store, params)
+    generation = params.store_generation
+    return FaissVectors(load_index(store.index_dir, params, cached=True), params.index_type,
+                        params.search_params,
+                        exact=lambda ids: store.vectors(params.method, generation, ids=ids))
 
 
 def _embed_missing(store: Store, method: str, embedder: Embedder, missing, progress: bool) -> int:

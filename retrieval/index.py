@@ -49,6 +49,9 @@ class IndexParams:
     normalized: bool = True
     faiss_version: str = ""
     built_at: str = ""
+    backend: str = "faiss"  # or "milvus" (Lite, in the store folder), or a server URI
+    collection: str = ""  # Milvus: the collection holding the vectors
+    meta_version: int = 0  # Milvus: the store's metadata version its records copy
 
 
 def build_index(ids: np.ndarray, vectors: np.ndarray, index_type: str = "flat"):

@@ -6,8 +6,9 @@ update, rebuild or check itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.errors import RagminiError
@@ -16,6 +17,7 @@ from ingest.pipeline import IngestReport, ingest_paths
 from ingest.store import Store
 from retrieval.contract import Embedder, MethodReport
 from retrieval.methods import encoder_note, get_method, index_parts, sbert_encoder
+from retrieval.vectorstore import parse_backend
 
 
 def update_index(store: Store, method: str, embedder: Embedder | None = None,
@@ -57,12 +59,17 @@ def rebuild_index(store: Store, method: str, index_type: str | None = None) -> M
     return get_method(method).rebuild(store, index_type)
 
 
-def reindex(store: Store, methods: Iterable[str] = (), index_type: str | None = None
-            ) -> list[MethodReport]:
-    """Rebuild the indexes of `methods` (default: every method in the store)."""
+def reindex(store: Store, methods: Iterable[str] = (), index_type: str | None = None,
+            vector_store: str | None = None) -> list[MethodReport]:
+    """Rebuild the indexes of `methods` (default: every method in the store), in
+    `vector_store` when given (it becomes the store's choice)."""
     chosen = index_parts(methods) if methods else store.methods()
     if not chosen:
         raise RagminiError("the store has no vectors yet; run `ragmini ingest PATH` first")
+    if vector_store is not None:
+        store.set_meta("vector_store", parse_backend(vector_store))
+        if methods:  # every dense method moves, or the store would use two backends
+            chosen = store.methods()
     return [rebuild_index(store, m, index_type) for m in chosen]
 
 
@@ -82,7 +89,8 @@ def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
                      config: ChunkConfig = ChunkConfig(), progress: bool = True,
                      index_type: str | None = None, require_documents: bool = True,
                      embedders: dict | None = None, encoder: str | None = None,
-                     **load_options) -> IngestResult:
+                     vector_store: str | None = None, engine: str = "local",
+                     ray_address: str | None = None, **load_options) -> IngestResult:
     """The one "ingest then index" step every caller uses (CLI, eval datasets,
     bench, server): under the store's writer lock, load, chunk and store
     `paths`, then bring every method's index up to date.
@@ -92,29 +100,69 @@ def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
     are made; a store's other sbert vectors are re-embedded with it. Without it a
     store keeps the encoder its vectors came from.
 
+    `vector_store` (faiss, milvus, a Milvus server URI; `retrieval.vectorstore.
+    parse_backend`) moves every dense method's index there; without it a store
+    keeps the one it has.
+
+    `engine` "ray" chunks and embeds on Ray Data (`retrieval.ray_engine`), at
+    `ray_address` or on a local Ray started for the call.
+
     With `require_documents`, a run that found nothing it could read raises,
     naming the first reasons.
     """
     methods = list(methods)
     embedders = dict(embedders or {})
+    custom = set(embedders)  # a caller's own embedders run here, never on Ray
     if encoder is not None:
         if "sbert" not in index_parts(methods) and store.method_info("sbert") is None:
             raise RagminiError(f"--encoder {encoder} is how sbert vectors are made; add "
                                "sbert to --methods")
         embedders["sbert"] = sbert_encoder(encoder)
-    with store.writer_lock():
+    backend = parse_backend(vector_store) if vector_store is not None else None
+    if engine not in ("local", "ray"):
+        raise RagminiError(f"unknown engine '{engine}': local or ray", param="engine")
+    with store.writer_lock(), _engine(engine, ray_address, progress) as workers:
+        if backend is not None:
+            store.set_meta("vector_store", backend)
+        split = None
+        if workers:
+            from retrieval.ray_engine import ray_splitter
+
+            split = ray_splitter(workers)
         report = ingest_paths(store, list(paths), config=config, progress=progress,
-                              **load_options)
+                              split=split, **load_options)
         if require_documents and report.new + report.changed + report.unchanged == 0 \
                 and report.skipped:
             reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
             raise RagminiError(f"nothing to ingest ({reasons})")
+        if workers:
+            from retrieval.ray_engine import embed_on_ray
+
+            wanted = [m for m in index_parts([*methods, *store.methods()]) if m not in custom]
+            on_ray = embed_on_ray(store, wanted, workers, encoder, progress)
+            if "sbert" not in custom:
+                embedders.pop("sbert", None)  # its vectors are made: nothing to re-embed
         indexed = update_indexes(store, methods, progress=progress, embedders=embedders,
                                  index_type=index_type)
+        if workers:
+            indexed = [replace(r, embedded=r.embedded + on_ray.get(r.method, 0))
+                       for r in indexed]
         note = encoder_note(store) if encoder is None else None
         if note:
             report.notes.append(note)
         return IngestResult(report, indexed, store.count("documents"), store.count("chunks"))
+
+
+@contextlib.contextmanager
+def _engine(engine: str, address: str | None, progress: bool) -> Iterator[int]:
+    """Ray's worker count for the block (0: the local engine)."""
+    if engine != "ray":
+        yield 0
+        return
+    from retrieval.ray_engine import ray_session
+
+    with ray_session(address, progress) as workers:
+        yield workers
 
 
 def remove_and_index(store: Store, paths: list[Path] = (), sources: list[str] = ()

@@ -81,6 +81,17 @@ def sbert_encoder(encoder: str = DEFAULT_ENCODER) -> Embedder:
     return MODELS.get(f"sbert:{encoder}", lambda: OnnxMiniLM.packaged(encoder))
 
 
+def portable_embedder(method: str, encoder: str | None = None) -> Embedder:
+    """The embedder of `method` as loaded from its package alone, with no store
+    (glove; sbert run by `encoder`): what a Ray worker can load."""
+    if method == "glove":
+        return MODELS.get("glove", _glove_packaged)
+    if method == "sbert":
+        return sbert_encoder(encoder or DEFAULT_ENCODER)
+    raise QueryError(f"'{method}' is fitted on the store; only glove and sbert load alone",
+                     param="method")
+
+
 def store_encoder(store: Store) -> str | None:
     """The encoder that made the store's sbert vectors (None: it has none)."""
     info = store.method_info("sbert")

@@ -1,0 +1,161 @@
+"""`ingest --engine ray`: chunking and embedding as Ray Data pipelines.
+
+The driver (this process) reads the files, owns the SQLite store and writes every
+row, as a plain ingest does; Ray does the CPU-heavy middle: `map_batches` over
+documents with a pool of chunking actors (the tokenizer loaded once per actor),
+then over the chunks that lack a vector with a pool of embedding actors (the
+encoder loaded once per actor). Order is preserved, so chunk ids, rows and
+vectors equal a plain ingest's.
+
+Methods whose embedder is fitted on the store itself (glove-sif's component, w2v)
+are embedded by the plain path after the Ray stage; glove and sbert go through Ray.
+
+With no address, a local Ray is started for the call (dashboard and usage stats
+off) and shut down after it, leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from core.errors import RagminiError
+from ingest.chunk import Chunk, ChunkConfig
+from ingest.load import Document
+from ingest.store import Store
+from retrieval.contract import passage_text
+
+BATCH = 256  # chunks an embedding call, documents a chunking call
+ON_RAY = ("glove", "sbert")  # methods whose embedder loads from a package, not the store
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, progress: bool = True) -> Iterator[int]:
+    """Ray connected for the block, yielding its CPU count; a local Ray started
+    here is shut down at the end, whatever happens."""
+    try:
+        import ray
+    except ImportError:
+        raise RagminiError("--engine ray needs Ray Data: `.venv/bin/pip install "
+                           "'ray[data]==2.60.0'` (make setup installs it)") from None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR", configure_logging=True,
+                     **({} if address else {"num_cpus": os.cpu_count() or 1}))
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
+            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            where = address or "a local Ray"
+            raise RagminiError(f"cannot start or reach {where} ({first}); check "
+                               "--ray-address, or drop it to run Ray locally") from None
+    if not progress:  # Ray Data logs its progress when stderr is not a terminal
+        import logging
+
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # chunk ids follow file order
+        context.enable_progress_bars = progress
+        yield int(ray.cluster_resources().get("CPU", 1))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class _Chunker:
+    """A Ray actor: one tokenizer, many documents."""
+
+    def __init__(self, config: dict):
+        from ingest.chunk import Chunker, load_tokenizer
+
+        self.chunker = Chunker(load_tokenizer(), ChunkConfig(**config))
+
+    def __call__(self, batch: dict) -> dict:
+        from ingest.chunk import locate
+
+        out = []
+        for text, locations, kind in zip(batch["text"], batch["locations"], batch["kind"]):
+            located = tuple((int(o), str(label)) for o, label in locations)
+            chunks = locate(self.chunker.split(str(text)), located, str(kind))
+            out.append(json.dumps([dataclasses.astuple(c) for c in chunks]))
+        return {"chunks": np.array(out, dtype=object)}
+
+
+class _Embedder:
+    """A Ray actor: one encoder, many chunks."""
+
+    def __init__(self, method: str, encoder: str | None):
+        from retrieval.methods import portable_embedder
+
+        self.embedder = portable_embedder(method, encoder)
+
+    def __call__(self, batch: dict) -> dict:
+        vectors = self.embedder.embed([str(t) for t in batch["text"]])
+        return {"id": batch["id"], "vector": list(vectors)}
+
+
+def ray_splitter(workers: int):
+    """An `ingest.pipeline.Splitter` that chunks on Ray with `workers` actors."""
+
+    def split(documents: list[Document], config: ChunkConfig, progress: bool = True
+              ) -> Iterator[list[Chunk]]:
+        import ray
+
+        if not documents:
+            return
+        rows = [{"text": d.text, "locations": [list(x) for x in d.locations],
+                 "kind": d.location_kind} for d in documents]
+        data = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * workers))
+        chunked = data.map_batches(_Chunker, fn_constructor_kwargs={
+            "config": dataclasses.asdict(config)}, batch_size=BATCH // 8,
+            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=1)
+        for row in chunked.iter_rows():
+            yield [Chunk(*fields) for fields in json.loads(row["chunks"])]
+
+    return split
+
+
+def embed_on_ray(store: Store, methods: list[str], workers: int, encoder: str | None = None,
+                 progress: bool = True) -> dict[str, int]:
+    """Embed the chunks of `methods` (those in ON_RAY) that lack a vector, on Ray;
+    {method: chunks embedded}. The driver loads each model too, once, to record
+    what made the vectors (the same registration a plain ingest does)."""
+    import ray
+    from tqdm import tqdm
+
+    from retrieval.methods import portable_embedder
+
+    from retrieval.methods import store_encoder
+
+    encoder = encoder or store_encoder(store)
+    done = {}
+    for method in [m for m in methods if m in ON_RAY]:
+        probe = portable_embedder(method, encoder)
+        store.register_method(method, probe.model, probe.dim)
+        missing = store.chunks_without_vectors(method)
+        if not missing:
+            done[method] = 0
+            continue
+        rows = [{"id": c.chunk_id, "text": passage_text(c.title, c.text)} for c in missing]
+        data = ray.data.from_items(rows, override_num_blocks=max(1, min(
+            len(rows) // BATCH, 8 * workers)))
+        embedded = data.map_batches(_Embedder, fn_constructor_kwargs={
+            "method": method, "encoder": encoder}, batch_size=BATCH, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1)
+        with tqdm(total=len(rows), desc=f"embedding on ray ({method})", unit="chunk",
+                  disable=not progress or None, leave=False) as bar:
+            for batch in embedded.iter_batches(batch_size=BATCH, batch_format="numpy"):
+                vectors = np.stack(batch["vector"]).astype(np.float32)
+                store.put_vectors(method, [int(i) for i in batch["id"]], vectors)
+                bar.update(len(vectors))
+        done[method] = len(rows)
+    return done
