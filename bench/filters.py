@@ -65,7 +65,7 @@ def main() -> None:
 
     import faiss
 
-    import retrieval.dense as dense
+    import retrieval.vectorstore as dense
     from eval.beir import dataset_store_dir, load_beir
     from ingest.filters import parse_where
     from ingest.store import Store
@@ -85,12 +85,14 @@ def main() -> None:
     hnsw_build = time.perf_counter() - started
     faiss.downcast_index(hnsw.index).hnsw.efSearch = 128
     hp = search_params("hnsw")
-    # ragmini's own searcher over an HNSW index: the same object, its index swapped.
-    from dataclasses import replace
+    # ragmini's own vector stores (what a filtered search runs) over each index.
+    from retrieval.vectorstore import FaissVectors
 
-    hnsw_searcher = open_searcher(store, "sbert")
-    hnsw_searcher.index = hnsw
-    hnsw_searcher.params = replace(searcher.params, index_type="hnsw", search_params=hp)
+    def exact(ids):
+        return store.vectors("sbert", ids=ids)
+
+    ours = FaissVectors(searcher.vectors.index, "flat", None, exact)
+    hnsw_ours = FaissVectors(hnsw, "hnsw", hp, exact)
 
     shares = {}
     for where in CANDIDATES:
@@ -111,9 +113,8 @@ def main() -> None:
             q, 10, params=filtered_params(allowed, None, 10)), qv)
         hnsw_ms, hnsw_out = _median_ms(lambda q: hnsw.search(
             q, 10, params=filtered_params(allowed, hp, 10)), qv)
-        ours_ms, ours_out = _median_ms(lambda q: searcher.filtered_search(q, 10, allowed), qv)
-        hnsw_ours_ms, hnsw_ours_out = _median_ms(
-            lambda q: hnsw_searcher.filtered_search(q, 10, allowed), qv)
+        ours_ms, ours_out = _median_ms(lambda q: ours.search(q, 10, allowed), qv)
+        hnsw_ours_ms, hnsw_ours_out = _median_ms(lambda q: hnsw_ours.search(q, 10, allowed), qv)
         rows.append({"target": target, "filter": name, "kept_share": round(len(allowed) / n, 4),
                      "kept_chunks": int(len(allowed)),
                      "exact_ms": round(exact_ms, 3), "flat_sel_ms": round(flat_ms, 3),

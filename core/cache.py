@@ -46,6 +46,11 @@ class Memo:
                 self._loading.pop(key, None)
             return value
 
+    def pop(self, key: Hashable) -> Any:
+        """Forget `key`; its value, or None."""
+        with self._lock:
+            return self._values.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._values.clear()

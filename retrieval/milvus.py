@@ -55,13 +55,14 @@ LIVE = 1 << 62  # removed_gen of a live chunk
 LITE_FOLDER = "milvus.db"  # Milvus Lite's data folder inside the store (it wants ".db")
 TOKEN_ENV = "RAGMINI_MILVUS_TOKEN"
 CONNECT_TIMEOUT_S = 10.0
-LOCK_WAIT_S = 10.0
+LOCK_WAIT_S = 10.0  # RAGMINI_MILVUS_WAIT overrides
 WRITE_BATCH = 2000  # records an upsert call
 ID_PAGE = 16_000  # ids a query returns (Milvus caps a query at 16,384)
 MAX_TEXT = 65_535  # VARCHAR limit
 INDEXES = {"flat": ("FLAT", {}),
            "hnsw": ("HNSW", {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION})}
 SEARCH_SETTINGS = {"flat": {}, "hnsw": {"ef": HNSW_EF_SEARCH}}
+MAX_EF = 4096
 
 # Open clients by URI or Lite folder: a Lite folder can be opened once per process.
 CLIENTS = Memo(size=8)
@@ -83,6 +84,22 @@ def client_for(store: Store, backend: str):
     return CLIENTS.get(backend, lambda: _open_server(backend))
 
 
+def release(store: Store) -> None:
+    """Close this process's hold on the store's Milvus Lite folder, so another
+    process may open it (a process otherwise holds it until it exits)."""
+    path = lite_path(store)
+    client = CLIENTS.pop(str(path))
+    if client is not None:
+        from milvus_lite.server_manager import server_manager_instance
+
+        client.close()
+        server_manager_instance.release_server(str(path))
+
+
+def _lock_wait() -> float:
+    return float(os.environ.get("RAGMINI_MILVUS_WAIT", LOCK_WAIT_S))
+
+
 def _pymilvus():
     import logging
 
@@ -90,8 +107,8 @@ def _pymilvus():
         import pymilvus
     except ImportError:
         raise StoreError("the Milvus backend needs pymilvus and milvus-lite: "
-                         "`.venv/bin/pip install pymilvus milvus-lite` (make setup installs "
-                         "them)") from None
+                         "`.venv/bin/pip install -e '.[scale]'` (make setup does it)"
+                         ) from None
     # pymilvus logs each failed call with a traceback; ragmini reports it in one line.
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     return pymilvus
@@ -113,7 +130,7 @@ def milvus_errors(what: str) -> Iterator[None]:
 def _open_lite(path: Path):
     pymilvus = _pymilvus()
     path.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + LOCK_WAIT_S
+    deadline = time.monotonic() + _lock_wait()
     while _locked_elsewhere(path / "LOCK"):
         if time.monotonic() > deadline:
             raise StoreError(
@@ -176,8 +193,9 @@ class MilvusVectors:
     writes carry that generation, searches see the chunks live at it."""
 
     def __init__(self, client, collection: str, generation: int, index_type: str,
-                 backend: str):
+                 backend: str, size: int = 0):
         self.client = client
+        self.size = size  # vectors at this generation (widens a filtered HNSW walk)
         self.collection = collection
         self.generation = generation
         self.index_type = index_type
@@ -244,6 +262,7 @@ class MilvusVectors:
                ) -> tuple[np.ndarray, np.ndarray]:
         n = len(queries)
         expr = generation_expr(self.generation)
+        settings = dict(SEARCH_SETTINGS[self.index_type])
         if allowed is not None:
             if len(allowed) == 0:
                 return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
@@ -252,11 +271,16 @@ class MilvusVectors:
             if translated is None:  # ids chosen by SQLite: a filter Milvus cannot say
                 translated = f"id in [{','.join(str(int(i)) for i in allowed)}]"
             expr = f"{expr} and ({translated})"
+            if "ef" in settings and self.size:
+                # A graph walk that skips filtered-out nodes finds fewer of the kept
+                # ones: widen it as the kept share shrinks (bench/backends.py).
+                share = min(1.0, len(allowed) / self.size)
+                settings["ef"] = int(min(MAX_EF, max(settings["ef"], settings["ef"] / share)))
         with milvus_errors(f"search {self.collection}"):
             results = self.client.search(
                 self.collection, data=np.ascontiguousarray(queries, dtype=np.float32),
                 limit=k, filter=expr, output_fields=[],
-                search_params={"params": SEARCH_SETTINGS[self.index_type]})
+                search_params={"params": settings})
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         ids = np.full((n, k), -1, dtype=np.int64)
         for q, hits in enumerate(results):
@@ -348,7 +372,6 @@ def _meta_version(store: Store) -> int:
 def build(store: Store, method: str, info: dict, index_type: str, backend: str,
           old: IndexParams | None, progress: bool = False) -> IndexParams:
     """A fresh collection of the store's vectors, committed; the old one dropped."""
-    from tqdm import tqdm
 
     client = client_for(store, backend)
     with milvus_errors(f"build the {method} collection"):
@@ -369,6 +392,9 @@ def _build(client, store: Store, method: str, info: dict, index_type: str, backe
             part = ids[i:i + WRITE_BATCH * 5]
             vectors.add(part, matrix[i:i + WRITE_BATCH * 5], record_fields(store, part))
             bar.update(len(part))
+    # Sealed and indexed before anyone searches it: Milvus Lite scans unflushed rows
+    # one by one (1.4 s a query at 28,000 vectors, 45 ms after a flush).
+    client.flush(name)
     params = _params(store, method, info, backend, name, index_type, len(ids))
     commit(store, params)
     _drop_others(client, store, method, keep=name, old=old)
@@ -422,10 +448,12 @@ def _sync(client, store: Store, method: str, info: dict, params: IndexParams) ->
         for i in range(0, len(kept), WRITE_BATCH * 5):
             part = kept[i:i + WRITE_BATCH * 5]
             target.set_fields(part, record_fields(store, part))
+    client.flush(params.collection)
     new = _params(store, method, info, params.backend, params.collection, params.index_type,
                   len(after))
     commit(store, new)
     client.delete(params.collection, filter=f"removed_gen <= {old_gen}")
+    client.flush(params.collection)
     return new
 
 
@@ -460,7 +488,7 @@ def open_vectors(store: Store, params: IndexParams) -> MilvusVectors:
                              "`ragmini reindex` to rebuild it from the store")
         _load(client, params.collection)
     return MilvusVectors(client, params.collection, params.store_generation,
-                         params.index_type, params.backend)
+                         params.index_type, params.backend, params.n_vectors)
 
 
 # --- filters: a Where as a Milvus boolean expression ---------------------------

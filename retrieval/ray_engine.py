@@ -41,8 +41,10 @@ def ray_session(address: str | None = None, progress: bool = True) -> Iterator[i
     try:
         import ray
     except ImportError:
-        raise RagminiError("--engine ray needs Ray Data: `.venv/bin/pip install "
-                           "'ray[data]==2.60.0'` (make setup installs it)") from None
+        raise RagminiError("--engine ray needs Ray Data: `.venv/bin/pip install -e "
+                           "'.[scale]'` (make setup does it)") from None
+    if address:
+        _check_reachable(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     started = not ray.is_initialized()
@@ -68,6 +70,26 @@ def ray_session(address: str | None = None, progress: bool = True) -> Iterator[i
     finally:
         if started:
             ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on a cluster address nothing listens at (Ray itself retries
+    for minutes). "auto" and addresses without a port are left to Ray."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        return
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise RagminiError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); "
+                           "check --ray-address, or drop it to run Ray locally") from None
 
 
 class _Chunker:

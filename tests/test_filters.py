@@ -114,7 +114,7 @@ def test_the_faiss_selector_path_equals_exact_search_of_the_subset(store_copy, m
     """Force the in-index paths (an IDSelector in the scan or the graph walk, HNSW's
     own storage scanned) on every index type and compare with exact search over the
     kept vectors."""
-    import retrieval.dense as dense
+    import retrieval.vectorstore as dense
     from retrieval.contract import search_one
     from retrieval.index import exact_top_k
     from retrieval.methods import get_method, open_searcher, select
