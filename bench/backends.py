@@ -111,15 +111,15 @@ def vector_stores(dataset: Path, n_queries: int, work: Path) -> list[dict]:
         row = {"backend": backend, "index": index_type}
         with Store.open(path) as store:
             with store.writer_lock():
+                store.set_meta("vector_store", backend)  # sbert alone is built here
                 started = time.perf_counter()
-                reindex(store, ["sbert"], index_type, backend)
+                reindex(store, ["sbert"], index_type)
                 row["build_s"] = round(time.perf_counter() - started, 2)
             n = len(store.vector_ids("sbert"))
             row["vectors"] = n
-            on_disk = (path / "milvus.db") if backend == "milvus" else path / "index"
-            size = _du(on_disk) - (sum(_du(p) for p in (path / "index").glob("bm25*"))
-                                   if backend == "faiss" else 0)
-            row["bytes_per_vector"] = round(size / n)
+            files = [path / "milvus.db"] if backend == "milvus" else \
+                list((path / "index").glob("sbert-g*.faiss"))
+            row["bytes_per_vector"] = round(sum(_du(f) for f in files) / n)
             searcher = open_searcher(store, "sbert")
             vectors = searcher.vectors
             for name, where in FILTERS.items():

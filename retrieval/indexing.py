@@ -17,7 +17,7 @@ from ingest.pipeline import IngestReport, ingest_paths
 from ingest.store import Store
 from retrieval.contract import Embedder, MethodReport
 from retrieval.methods import encoder_note, get_method, index_parts, sbert_encoder
-from retrieval.vectorstore import parse_backend
+from retrieval.vectorstore import check_index_type, parse_backend
 
 
 def update_index(store: Store, method: str, embedder: Embedder | None = None,
@@ -66,8 +66,10 @@ def reindex(store: Store, methods: Iterable[str] = (), index_type: str | None = 
     chosen = index_parts(methods) if methods else store.methods()
     if not chosen:
         raise RagminiError("the store has no vectors yet; run `ragmini ingest PATH` first")
-    if vector_store is not None:
-        store.set_meta("vector_store", parse_backend(vector_store))
+    backend = parse_backend(vector_store) if vector_store is not None else None
+    check_index_type(backend or store.get_meta("vector_store") or "faiss", index_type)
+    if backend is not None:
+        store.set_meta("vector_store", backend)
         if methods:  # every dense method moves, or the store would use two backends
             chosen = store.methods()
     return [rebuild_index(store, m, index_type) for m in chosen]
@@ -119,6 +121,7 @@ def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
                                "sbert to --methods")
         embedders["sbert"] = sbert_encoder(encoder)
     backend = parse_backend(vector_store) if vector_store is not None else None
+    check_index_type(backend or store.get_meta("vector_store") or "faiss", index_type)
     if engine not in ("local", "ray"):
         raise RagminiError(f"unknown engine '{engine}': local or ray", param="engine")
     with store.writer_lock(), _engine(engine, ray_address, progress) as workers:

@@ -30,6 +30,10 @@ from ingest.load import Document
 from ingest.store import Store
 from retrieval.contract import passage_text
 
+# A lost actor fails the run (a re-run resumes: chunk batches are committed as they
+# come) rather than restarting: Ray cannot restart Ray Data's actors reliably, and
+# says so on stderr for every actor that allows it (ray-project/ray#53727).
+NO_RESTARTS = {"max_restarts": 0}
 BATCH = 256  # chunks an embedding call, documents a chunking call
 ON_RAY = ("glove", "sbert")  # methods whose embedder loads from a package, not the store
 
@@ -59,17 +63,32 @@ def ray_session(address: str | None = None, progress: bool = True) -> Iterator[i
             raise RagminiError(f"cannot start or reach {where} ({first}); check "
                                "--ray-address, or drop it to run Ray locally") from None
     if not progress:  # Ray Data logs its progress when stderr is not a terminal
-        import logging
-
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        _quiet_ray_data()
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # chunk ids follow file order
         context.enable_progress_bars = progress
         yield int(ray.cluster_resources().get("CPU", 1))
+    except ray.exceptions.RayError as exc:  # a task, an actor or user code in one
+        first = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+        raise RagminiError(f"the Ray pipeline failed ({first}); the batches written so far "
+                           "are kept: run the ingest again to finish") from None
     finally:
         if started:
             ray.shutdown()
+
+
+def _quiet_ray_data() -> None:
+    import importlib
+    import logging
+    import warnings
+
+    importlib.import_module("ray.data")  # configures its loggers on import; adjusted below
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.data")
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -93,12 +112,16 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 
 
 class _Chunker:
-    """A Ray actor: one tokenizer, many documents."""
+    """A Ray actor: one tokenizer, many documents. Its settings are class attributes
+    of a subclass made per run (`_bound`): constructor arguments would go through
+    Ray's object store, and Ray warns about every actor built from them."""
 
-    def __init__(self, config: dict):
+    config: dict = {}
+
+    def __init__(self):
         from ingest.chunk import Chunker, load_tokenizer
 
-        self.chunker = Chunker(load_tokenizer(), ChunkConfig(**config))
+        self.chunker = Chunker(load_tokenizer(), ChunkConfig(**self.config))
 
     def __call__(self, batch: dict) -> dict:
         from ingest.chunk import locate
@@ -112,16 +135,37 @@ class _Chunker:
 
 
 class _Embedder:
-    """A Ray actor: one encoder, many chunks."""
+    """A Ray actor: one encoder, many chunks (settings as `_Chunker`'s)."""
 
-    def __init__(self, method: str, encoder: str | None):
+    method: str = "sbert"
+    encoder: str | None = None
+
+    def __init__(self):
         from retrieval.methods import portable_embedder
 
-        self.embedder = portable_embedder(method, encoder)
+        self.embedder = portable_embedder(self.method, self.encoder)
 
     def __call__(self, batch: dict) -> dict:
         vectors = self.embedder.embed([str(t) for t in batch["text"]])
         return {"id": batch["id"], "vector": list(vectors)}
+
+
+def _bound(actor: type, **settings) -> type:
+    return type(actor.__name__, (actor,), settings)
+
+
+def _map_batches(data, actor: type, batch_size: int, workers: int):
+    """`data` through a pool of `workers` actors of `actor`, one CPU each."""
+    import warnings
+
+    import ray
+
+    with warnings.catch_warnings():
+        # max_restarts goes in the deprecated **ray_remote_args (Ray 2.60, pinned)
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        return data.map_batches(actor, batch_size=batch_size, batch_format="numpy",
+                                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
+                                **NO_RESTARTS)
 
 
 def ray_splitter(workers: int):
@@ -136,10 +180,8 @@ def ray_splitter(workers: int):
         rows = [{"text": d.text, "locations": [list(x) for x in d.locations],
                  "kind": d.location_kind} for d in documents]
         data = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * workers))
-        chunked = data.map_batches(_Chunker, fn_constructor_kwargs={
-            "config": dataclasses.asdict(config)}, batch_size=BATCH // 8,
-            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=1)
+        chunked = _map_batches(data, _bound(_Chunker, config=dataclasses.asdict(config)),
+                               BATCH // 8, workers)
         for row in chunked.iter_rows():
             yield [Chunk(*fields) for fields in json.loads(row["chunks"])]
 
@@ -170,9 +212,8 @@ def embed_on_ray(store: Store, methods: list[str], workers: int, encoder: str | 
         rows = [{"id": c.chunk_id, "text": passage_text(c.title, c.text)} for c in missing]
         data = ray.data.from_items(rows, override_num_blocks=max(1, min(
             len(rows) // BATCH, 8 * workers)))
-        embedded = data.map_batches(_Embedder, fn_constructor_kwargs={
-            "method": method, "encoder": encoder}, batch_size=BATCH, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1)
+        embedded = _map_batches(data, _bound(_Embedder, method=method, encoder=encoder),
+                                BATCH, workers)
         with tqdm(total=len(rows), desc=f"embedding on ray ({method})", unit="chunk",
                   disable=not progress or None, leave=False) as bar:
             for batch in embedded.iter_batches(batch_size=BATCH, batch_format="numpy"):

@@ -176,3 +176,13 @@ def parse_backend(spec: str | None) -> str:
     raise RagminiError(f"unknown vector store '{spec}': use faiss (the default), milvus "
                        "(Milvus Lite in the store folder), or milvus://HOST:PORT / "
                        "http(s)://HOST:PORT for a Milvus server", param="vector_store")
+
+
+MILVUS_INDEX_TYPES = ("flat", "hnsw")
+
+
+def check_index_type(backend: str, index_type: str | None) -> None:
+    """Refuse, before anything is written, an index type the backend does not build."""
+    if index_type is not None and backend != FAISS and index_type not in MILVUS_INDEX_TYPES:
+        raise RagminiError(f"on Milvus, --index is flat or hnsw (not {index_type}); "
+                           "ivf-pq and sq8 are FAISS index types", param="index_type")

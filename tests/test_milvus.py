@@ -39,6 +39,7 @@ def milvus_store(store_copy):
     with Store.open(store_copy) as store:
         with store.writer_lock():
             reindex(store, vector_store="milvus")
+        milvus.release(store)  # other processes (a server, the CLI) may open it now
     yield store_copy
     with Store.open(store_copy) as store:
         milvus.release(store)
@@ -301,3 +302,29 @@ def test_milvus_server_by_uri_serves_two_processes(tmp_path):
     out = cli("search", "bm25", "--store", tmp_path / "s", "--method", "glove")
     assert out.returncode == 1 and time.monotonic() - started < 60
     assert "cannot reach the Milvus server" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_http_api_search_ask_and_status_on_milvus(milvus_store, corpus_store_path):
+    """`ragmini serve` on a Milvus Lite store: the same search bodies as on FAISS,
+    filters, a cited answer, and a consistent status."""
+    import httpx
+
+    from ragmini.server.process import running_server
+
+    http = httpx.Client(timeout=120)
+    params = {"q": "how does BM25 rank documents?", "method": "glove", "k": 5,
+              "where": "type=md"}
+    with running_server(corpus_store_path) as base:
+        on_faiss = http.get(f"{base}/api/search", params=params).json()
+    with running_server(milvus_store) as base:
+        on_milvus = http.get(f"{base}/api/search", params=params).json()
+        status = http.get(f"{base}/api/status").json()
+        answer = http.post(f"{base}/api/ask", json={
+            "question": "What is product quantization?", "generator": "extractive",
+            "method": "glove"}, timeout=120).json()
+    assert [h["chunk_id"] for h in on_milvus["hits"]] == [h["chunk_id"] for h in
+                                                          on_faiss["hits"]]
+    assert len(on_milvus["hits"]) == 5 and all(h["source"].endswith(".md")
+                                               for h in on_milvus["hits"])
+    assert status["consistent"] is True
+    assert answer["abstained"] is False and answer["citations"], answer
