@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ragmini-installed
 STORE  ?= .ragmini
 
-.PHONY: setup demo test bench bench-quick bench-encoders bench-extract clean chromium groff \
+.PHONY: setup demo test bench bench-quick bench-encoders bench-extract bench-backends clean \
+	chromium groff \
 	pandoc serve
 
 setup: $(STAMP)
@@ -66,6 +67,9 @@ bench-encoders: setup   # torch vs ONNX vs int8, and txtai on the man pages: abo
 
 bench-extract: setup groff pandoc   # PDF/DOCX/EPUB/ODT extraction and the PDF-corpus eval: ~25 min
 	$(BIN)/python bench/extract.py
+
+bench-backends: setup   # Milvus Lite vs FAISS and Ray vs plain on the man pages: ~15 min
+	$(BIN)/python bench/backends.py
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache
