@@ -609,6 +609,11 @@ class Store:
         rows = self._vector_rows("v.chunk_id", method, generation)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def max_chunk_id(self) -> int:
+        """The largest chunk id ever given (ids are never reused), 0 before any."""
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
+        return int(row[0]) if row else 0
+
     def chunk_ids(self, generation: int | None = None) -> np.ndarray:
         """Sorted ids of the chunks live now, or live at `generation`."""
         live, args = self._live_at(generation)

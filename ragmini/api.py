@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 import weakref
@@ -654,6 +655,9 @@ class Store:
             with contextlib.suppress(sqlite3.ProgrammingError):  # opened by another thread
                 db.close()
         self._local = threading.local()
+        milvus = sys.modules.get("retrieval.milvus")  # loaded only if the store uses it
+        if milvus is not None:
+            milvus.release(self.path)  # Milvus Lite: let other processes open it
 
     @property
     def exists(self) -> bool:

@@ -57,7 +57,7 @@ TOKEN_ENV = "RAGMINI_MILVUS_TOKEN"
 CONNECT_TIMEOUT_S = 10.0
 LOCK_WAIT_S = 10.0  # RAGMINI_MILVUS_WAIT overrides
 WRITE_BATCH = 2000  # records an upsert call
-ID_PAGE = 16_000  # ids a query returns (Milvus caps a query at 16,384)
+ID_PAGE = 16_384  # rows a query may return (Milvus's cap)
 MAX_TEXT = 65_535  # VARCHAR limit
 INDEXES = {"flat": ("FLAT", {}),
            "hnsw": ("HNSW", {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION})}
@@ -84,10 +84,11 @@ def client_for(store: Store, backend: str):
     return CLIENTS.get(backend, lambda: _open_server(backend))
 
 
-def release(store: Store) -> None:
-    """Close this process's hold on the store's Milvus Lite folder, so another
-    process may open it (a process otherwise holds it until it exits)."""
-    path = lite_path(store)
+def release(store: Store | Path) -> None:
+    """Close this process's hold on a store's Milvus Lite folder (a Store or its
+    folder), so another process may open it; a process otherwise holds it until
+    it exits."""
+    path = (store.root if isinstance(store, Store) else Path(store)) / LITE_FOLDER
     client = CLIENTS.pop(str(path))
     if client is not None:
         from milvus_lite.server_manager import server_manager_instance
@@ -229,25 +230,23 @@ class MilvusVectors:
         for i in range(0, len(ids), WRITE_BATCH):
             self.client.delete(self.collection, ids=[int(c) for c in ids[i:i + WRITE_BATCH]])
 
-    def ids(self, expr: str) -> np.ndarray:
-        """Sorted ids of the records matching `expr`, paged by id range."""
-        out, last = [], -1
-        while True:
-            rows = self.client.query(self.collection, filter=f"id > {last} and ({expr})",
-                                     output_fields=["id"], limit=ID_PAGE)
-            if not rows:
-                break
-            page = np.sort(np.fromiter((r["id"] for r in rows), dtype=np.int64,
-                                       count=len(rows)))
-            # A page is the first ID_PAGE matches in no promised order: keep the ids
-            # below its largest only if it came back full.
-            if len(rows) == ID_PAGE:
-                page = page[:-1]
-            out.append(page)
-            if len(rows) < ID_PAGE:
-                break
-            last = int(page[-1])
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+    def ids(self, expr: str, max_id: int) -> np.ndarray:
+        """Sorted ids (up to `max_id`) of the records matching `expr`. A query returns
+        at most ID_PAGE rows, in no promised order, so ids are read by id ranges, a
+        range halved whenever it comes back full."""
+        out, low, span = [], 0, ID_PAGE
+        while low <= max_id:
+            high = min(max_id, low + span - 1)
+            rows = self.client.query(self.collection, output_fields=["id"], limit=ID_PAGE,
+                                     filter=f"id >= {low} and id <= {high} and ({expr})")
+            if len(rows) >= ID_PAGE and high > low:
+                span = max(1, span // 2)
+                continue
+            out.append(np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows)))
+            low = high + 1
+            if len(rows) < ID_PAGE // 4:
+                span *= 2
+        return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
 
     def count(self) -> int:
         rows = self.client.query(self.collection, filter=generation_expr(self.generation),
@@ -428,7 +427,8 @@ def _sync(client, store: Store, method: str, info: dict, params: IndexParams) ->
                            params.backend)
     # What a killed update left: records it added, and the retirements it marked.
     client.delete(params.collection, filter=f"added_gen > {old_gen}")
-    marked = target.ids(f"removed_gen > {old_gen} and removed_gen < {LIVE}")
+    marked = target.ids(f"removed_gen > {old_gen} and removed_gen < {LIVE}",
+                        store.max_chunk_id())
     before = store.vector_ids(method, old_gen)
     after = store.vector_ids(method)
     added = np.setdiff1d(after, before)
@@ -468,7 +468,8 @@ def check(store: Store, method: str, params: IndexParams) -> list[str]:
                                 params.index_type, params.backend)
         with milvus_errors(f"read {params.collection}"):
             _load(client, params.collection)
-            held = vectors.ids(generation_expr(params.store_generation))
+            held = vectors.ids(generation_expr(params.store_generation),
+                               store.max_chunk_id())
     except (StoreError, IndexStale) as exc:
         return [str(exc)]
     expected = store.vector_ids(method, params.store_generation)

@@ -90,8 +90,16 @@ class FaissVectors:
     def add(self, ids: np.ndarray, vectors: np.ndarray, fields: list[dict] | None = None
             ) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.index.ntotal == 0 and self.index_type in ("sq8", "ivf-pq"):
+            # Quantizers are trained on the vectors they will hold: the first add does it.
+            from retrieval.index import apply_search_params, build_index
+
+            self.index = build_index(ids, vectors, self.index_type)
+            apply_search_params(self.index, self.search_params)
+            return
         self.delete(ids)
-        self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        self.index.add_with_ids(vectors, ids)
 
     def delete(self, ids: np.ndarray) -> None:
         import faiss

@@ -47,7 +47,7 @@ def milvus_store(store_copy):
 
 def test_backend_spellings():
     from core.errors import RagminiError
-    from retrieval.vectorstore import parse_backend
+    from retrieval.vectorstore import check_index_type, parse_backend
 
     assert parse_backend(None) == "faiss"
     assert parse_backend("Milvus") == "milvus"
@@ -55,6 +55,10 @@ def test_backend_spellings():
     assert parse_backend("https://x.example") == "https://x.example:19530"
     with pytest.raises(RagminiError, match="unknown vector store"):
         parse_backend("pinecone")
+    check_index_type("faiss", "ivf-pq")
+    check_index_type("milvus", "hnsw")
+    with pytest.raises(RagminiError, match="on Milvus, --index is flat or hnsw"):
+        check_index_type("http://db:19530", "sq8")
 
 
 FILTERS = [["type=md"], ["type!=md"], ["source=*.md"], ["source!=bm25.md"], ["source=bm25.md"],
@@ -77,12 +81,27 @@ def test_filters_become_milvus_expressions_that_keep_the_same_chunks(milvus_stor
             parsed = parse_where(where)
             expr = milvus.where_expr(parsed)
             assert expr is not None, where
-            held = vectors.ids(f"{milvus.generation_expr(params.store_generation)} and ({expr})")
+            live_at = milvus.generation_expr(params.store_generation)
+            held = vectors.ids(f"{live_at} and ({expr})", store.max_chunk_id())
             expected = sorted(set(store.select_chunks(parsed).tolist()) & live)
             assert held.tolist() == expected, (where, expr)
             kept_somewhere += 0 < len(expected) < len(live)
         assert kept_somewhere >= 8  # the filters do select, not all-or-nothing
         assert milvus.where_expr(parse_where(["source=[ab]*.md"])) is None
+
+
+def test_ids_are_read_whole_past_the_query_cap(milvus_store, monkeypatch):
+    """A Milvus query returns at most ID_PAGE rows: with a cap of 7, the 84 ids still
+    come back whole, read by ranges."""
+    from retrieval import milvus
+    from retrieval.index import read_params
+
+    monkeypatch.setattr(milvus, "ID_PAGE", 7)
+    with Store.open(milvus_store) as store:
+        params = read_params(store.index_dir, "sbert")
+        held = milvus.open_vectors(store, params).ids(
+            milvus.generation_expr(params.store_generation), store.max_chunk_id())
+        assert held.tolist() == store.vector_ids("sbert").tolist() and len(held) == 84
 
 
 def test_search_with_filters_matches_faiss(store_copy, milvus_store, corpus_store_path):
@@ -160,7 +179,8 @@ def test_ingest_change_delete_and_generations(tmp_path, glove, monkeypatch):
             # every record of the new generation is written; nothing is committed yet
             seen["old"] = search_one(old, "ocean shipping steel boxes", 1)[0].text
             seen["new"] = [h.text for h in search_one(old, "airplanes flying passengers", 3)]
-            seen["written"] = milvus.open_vectors(store_, first).ids("id >= 0").size
+            seen["written"] = milvus.open_vectors(store_, first).ids(
+                "id >= 0", store_.max_chunk_id()).size
             real_commit(store_, params)
 
         monkeypatch.setattr(milvus, "commit", look_then_commit)
@@ -184,7 +204,7 @@ def test_ingest_change_delete_and_generations(tmp_path, glove, monkeypatch):
         vectors = milvus.open_vectors(store, read_params(store.index_dir, "glove"))
         assert vectors.count() == len(store.vector_ids("glove")) == 2
         # records retired two generations back are gone from the collection
-        assert len(vectors.ids("id >= 0")) <= 3
+        assert len(vectors.ids("id >= 0", store.max_chunk_id())) <= 3
         milvus.release(store)
 
 
@@ -239,9 +259,10 @@ def test_kill_9_mid_update_leaves_old_state_and_next_ingest_repairs(tmp_path):
         # nothing the killed run wrote survives beside the repaired state: the live
         # records are the store's, and the only retired ones are this generation's
         gen = params.store_generation
-        assert vectors.ids(f"removed_gen == {milvus.LIVE}").tolist() == \
+        top = store.max_chunk_id()
+        assert vectors.ids(f"removed_gen == {milvus.LIVE}", top).tolist() == \
             store.vector_ids("glove").tolist()
-        assert vectors.ids(f"added_gen > {gen} or removed_gen < {gen}").size == 0
+        assert vectors.ids(f"added_gen > {gen} or removed_gen < {gen}", top).size == 0
         milvus.release(store)
 
 
@@ -328,3 +349,47 @@ def test_http_api_search_ask_and_status_on_milvus(milvus_store, corpus_store_pat
                                                for h in on_milvus["hits"])
     assert status["consistent"] is True
     assert answer["abstained"] is False and answer["citations"], answer
+
+
+@pytest.mark.parametrize("backend", ["faiss-flat", "faiss-hnsw", "faiss-sq8", "milvus"])
+def test_one_vector_store_contract_two_implementations(backend, tmp_path):
+    """add, replace, delete, search (with a filter), count, params: the same script
+    holds for FAISS of every kind and for a Milvus collection."""
+    from retrieval import milvus
+    from retrieval.contract import l2_normalize
+    from retrieval.vectorstore import FaissVectors
+
+    rng = np.random.default_rng(0)
+    vectors = l2_normalize(rng.standard_normal((50, 16)).astype(np.float32))
+    ids = np.arange(1, 51, dtype=np.int64)
+    fields = [{"doc_id": f"d{i % 5}.md", "source": f"/x/d{i % 5}.md", "title": "t",
+               "meta": {"type": ["md"]}, "nmin": {}, "nmax": {}} for i in ids]
+    if backend == "milvus":
+        with Store.open(tmp_path / "s", create=True) as store:
+            client = milvus.client_for(store, "milvus")
+            milvus.create_collection(client, "contract", 16, "flat")
+            vs = milvus.MilvusVectors(client, "contract", 1, "flat", "milvus", size=50)
+    else:
+        vs = FaissVectors.empty(16, backend.split("-")[1])
+    vs.add(ids, vectors, fields)
+    if backend == "milvus":
+        client.flush("contract")
+    assert vs.count() == 50
+    scores, found = vs.search(vectors[:3], 5)
+    assert found[:, 0].tolist() == [1, 2, 3]
+    # replace chunk 1 by chunk 2's vector: it now ties with 2 for query 2
+    vs.add(ids[:1], vectors[1:2], fields[:1])
+    assert vs.count() == 50
+    _, found = vs.search(vectors[1:2], 2)
+    assert set(found[0].tolist()) == {1, 2}
+    vs.delete(np.array([2, 3], dtype=np.int64))
+    assert vs.count() == 48
+    _, found = vs.search(vectors[1:3], 1)
+    assert found[:, 0].tolist()[0] == 1 and 3 not in found[:, 0].tolist()
+    allowed = np.array([10, 20, 30], dtype=np.int64)
+    _, found = vs.search(vectors[:1], 5, allowed)
+    assert set(found[0][found[0] >= 0].tolist()) == {10, 20, 30}
+    assert vs.params()["index_type"] in ("flat", "hnsw", "sq8")
+    if backend == "milvus":
+        with Store.open(tmp_path / "s") as store:
+            milvus.release(store)
