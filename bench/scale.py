@@ -22,9 +22,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from core.models import cache_dir  # noqa: E402
 from core.timing import percentile  # noqa: E402
 MANPAGES = REPO / "data" / "manpages"
-PEER_VENV = REPO / "bench" / ".peer-venv"
+# Outside the checkout: a 900 MB third-party venv (torch, txtai) is no part of ragmini,
+# and would otherwise sit in the tree every scan of the project walks.
+PEER_VENV = cache_dir() / "bench-peer-venv"
 BANDWIDTH_GBS = 12.0  # the figure for this machine; measured below as well
 
 

@@ -111,12 +111,21 @@ def where_sql(where: Where, known_keys: Sequence[str]) -> tuple[str, list]:
     return " AND ".join(parts) or "1", args
 
 
+def source_globs(value: str) -> tuple[str, str] | None:
+    """A `source` filter value as GLOB patterns for (doc_id, absolute source path),
+    or None when it is a plain name: a relative pattern matches at any depth of the
+    absolute path."""
+    if not (is_glob(value) or value.endswith("/")):
+        return None
+    pattern = glob_pattern(value)
+    return pattern, pattern if pattern.startswith("/") else "*/" + pattern
+
+
 def _condition_sql(c: Condition) -> tuple[str, list]:
     if c.key == "source":
-        pattern = _glob(c.value) if _GLOB.search(c.value) or c.value.endswith("/") else None
-        if pattern is not None:
-            sql = "(d.doc_id GLOB ? OR d.source GLOB ?)"
-            args = [pattern, pattern if pattern.startswith("/") else "*/" + pattern]
+        patterns = source_globs(c.value)
+        if patterns is not None:
+            sql, args = "(d.doc_id GLOB ? OR d.source GLOB ?)", list(patterns)
         else:
             sql, args = "(d.doc_id = ? OR d.source = ?)", [c.value, c.value]
         return _negate(sql, c.op), args
@@ -134,13 +143,18 @@ def _condition_sql(c: Condition) -> tuple[str, list]:
     return _negate(f"EXISTS ({inner}{sql})", c.op), [c.key, *args]
 
 
+def is_glob(value: str) -> bool:
+    """Does a filter value hold a glob (* ? or [...])?"""
+    return bool(_GLOB.search(value))
+
+
 def _equal_sql(column: str, value: str) -> tuple[str, list]:
-    if _GLOB.search(value):  # GLOB is case-sensitive: compare lower-cased
-        return f"lower({column}) GLOB ?", [_glob(value).lower()]
+    if is_glob(value):  # GLOB is case-sensitive: compare lower-cased
+        return f"lower({column}) GLOB ?", [glob_pattern(value).lower()]
     return f"{column} = ? COLLATE NOCASE", [value]
 
 
-def _glob(value: str) -> str:
+def glob_pattern(value: str) -> str:
     """SQLite GLOB's * already crosses '/', so ** means the same; 'dir/' means all under it."""
     pattern = re.sub(r"\*{2,}", "*", value)
     return pattern + "*" if pattern.endswith("/") else pattern

@@ -400,8 +400,13 @@ class Store:
                     self._put_meta(row[0], getattr(doc, "metadata", None) or {})
                     changed += 1
             if changed:  # a vector store holding its own copy of metadata re-reads it
-                self._set_meta("meta_version", str(int(self._meta("meta_version") or 0) + 1))
+                self._set_meta("meta_version", str(self.meta_version + 1))
         return changed
+
+    @property
+    def meta_version(self) -> int:
+        """Counts the `refresh_metadata` calls that changed something."""
+        return int(self._meta("meta_version") or 0)
 
     def metadata_keys(self) -> list[str]:
         """Keys a filter may name: the built-in ones and every stored one."""
@@ -423,8 +428,9 @@ class Store:
                             where)
 
     def chunk_documents(self, chunk_ids: Sequence[int]) -> dict[int, tuple]:
-        """{chunk id: (doc_id, source, title, {key: [(value, number)]})} of the chunks'
-        documents, for a vector store that filters by its own copy of the metadata."""
+        """{chunk id: (document row id, doc_id, source, title, {key: [(value, number)]})}
+        of the chunks' documents, for a vector store that filters by its own copy of
+        the metadata."""
         out: dict[int, tuple] = {}
         metas: dict[int, dict] = {}
         for batch in _batched([int(i) for i in chunk_ids], 900):
@@ -442,7 +448,7 @@ class Store:
                         f"({doc_marks}) ORDER BY rowid", doc_batch):
                     metas[document].setdefault(key, []).append((value, num))
             for cid, document, doc_id, source, title in rows:
-                out[cid] = (doc_id, source, title, metas[document])
+                out[cid] = (document, doc_id, source, title, metas[document])
         return out
 
     def select_doc_ids(self, where) -> set[str]:

@@ -27,15 +27,15 @@ from retrieval.contract import (
     passage_text,
 )
 from retrieval.index import build_index, load_index, read_params, save_index
-from retrieval.vectorstore import FAISS, FaissVectors, VectorStore
+from retrieval.vectorstore import (
+    FAISS,
+    FaissVectors,
+    VectorStore,
+    backend_label,
+    vector_store,
+)
 
 EMBED_BATCH = 256  # chunks per embed call and per transaction
-
-
-def vector_store(store: Store) -> str:
-    """The vector store this store's dense methods use: "faiss" (the default),
-    "milvus" (Milvus Lite in the store folder) or a Milvus server URI."""
-    return store.get_meta("vector_store") or FAISS
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class DenseMethod:
                 and info is not None and params.model == info["model"]
                 and params.backend == vector_store(store)
                 and (params.backend == FAISS or
-                     params.meta_version == int(store.get_meta("meta_version") or 0)))
+                     params.meta_version == store.meta_version))
 
     def update(self, store: Store, *, embedder: Embedder | None = None, progress: bool = True,
                force_rebuild: bool = False, index_type: str | None = None) -> MethodReport:
@@ -181,8 +181,7 @@ class DenseMethod:
                 problems.extend(milvus.check(store, self.name, params))
                 return MethodStatus(self.name, info["model"], vectors, empty, unembedded,
                                     size, generation, behind, problems,
-                                    backend=f"milvus {params.backend}".replace(
-                                        "milvus milvus", "milvus lite"))
+                                    backend=backend_label(params.backend))
             try:
                 index = load_index(store.index_dir, params)
             except IndexStale as exc:

@@ -170,11 +170,18 @@ def commit_params(directory: Path, method: str, params) -> None:
     rename, the commit point; then delete the method's other folders."""
     import shutil
 
-    atomic_write(directory / f"{method}.json", json.dumps(asdict(params), indent=2).encode())
-    fsync_dir(directory)
+    write_params(directory, method, params)
     for old in directory.glob(f"{method}-g*"):
         if old.name != params.folder:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def write_params(directory: Path, method: str, params) -> None:
+    """Replace ``<method>.json`` with `params` (a dataclass) atomically and durably:
+    the commit point of every index, whatever holds its data."""
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write(directory / f"{method}.json", json.dumps(asdict(params), indent=2).encode())
+    fsync_dir(directory)
 
 
 def read_folder_params(directory: Path, method: str, cls):
@@ -236,8 +243,7 @@ def save_index(index, directory: Path, *, method: str, model: str, store_generat
         faiss_version=faiss.__version__,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    atomic_write(directory / f"{method}.json", json.dumps(asdict(params), indent=2).encode())
-    fsync_dir(directory)
+    write_params(directory, method, params)
     for old in directory.glob(f"{method}-g*.faiss"):
         if old.name != name:
             old.unlink(missing_ok=True)

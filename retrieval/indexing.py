@@ -17,7 +17,9 @@ from ingest.pipeline import IngestReport, ingest_paths
 from ingest.store import Store
 from retrieval.contract import Embedder, MethodReport
 from retrieval.methods import encoder_note, get_method, index_parts, sbert_encoder
+# (aliased: `vector_store` is also the name of the callers' parameter)
 from retrieval.vectorstore import check_index_type, parse_backend
+from retrieval.vectorstore import vector_store as current_vector_store
 
 
 def update_index(store: Store, method: str, embedder: Embedder | None = None,
@@ -66,13 +68,20 @@ def reindex(store: Store, methods: Iterable[str] = (), index_type: str | None = 
     chosen = index_parts(methods) if methods else store.methods()
     if not chosen:
         raise RagminiError("the store has no vectors yet; run `ragmini ingest PATH` first")
-    backend = parse_backend(vector_store) if vector_store is not None else None
-    check_index_type(backend or store.get_meta("vector_store") or "faiss", index_type)
+    backend = _chosen_backend(store, vector_store, index_type)
     if backend is not None:
         store.set_meta("vector_store", backend)
         if methods:  # every dense method moves, or the store would use two backends
             chosen = store.methods()
     return [rebuild_index(store, m, index_type) for m in chosen]
+
+
+def _chosen_backend(store: Store, spec: str | None, index_type: str | None) -> str | None:
+    """The vector store `spec` names (None: the store keeps its own), refused with
+    `index_type` before anything is written if it cannot build that type."""
+    backend = parse_backend(spec) if spec is not None else None
+    check_index_type(backend or current_vector_store(store), index_type)
+    return backend
 
 
 @dataclass(frozen=True)
@@ -120,8 +129,7 @@ def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
             raise RagminiError(f"--encoder {encoder} is how sbert vectors are made; add "
                                "sbert to --methods")
         embedders["sbert"] = sbert_encoder(encoder)
-    backend = parse_backend(vector_store) if vector_store is not None else None
-    check_index_type(backend or store.get_meta("vector_store") or "faiss", index_type)
+    backend = _chosen_backend(store, vector_store, index_type)
     if engine not in ("local", "ray"):
         raise RagminiError(f"unknown engine '{engine}': local or ray", param="engine")
     with store.writer_lock(), _engine(engine, ray_address, progress) as workers:

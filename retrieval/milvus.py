@@ -27,29 +27,27 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import secrets
 import time
-from dataclasses import asdict
-from datetime import datetime, timezone
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from core.cache import Memo
 from core.errors import IndexStale, QueryError, StoreError
-from ingest.filters import ORDERED, Condition, Where, _glob
+from ingest.filters import ORDERED, Condition, Where, glob_pattern, is_glob, source_globs
 from ingest.store import Store
 from retrieval.index import (
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
     HNSW_M,
     IndexParams,
-    atomic_write,
-    fsync_dir,
+    write_params,
 )
+from retrieval.vectorstore import vector_store
 
 LIVE = 1 << 62  # removed_gen of a live chunk
 LITE_FOLDER = "milvus.db"  # Milvus Lite's data folder inside the store (it wants ".db")
@@ -57,6 +55,7 @@ TOKEN_ENV = "RAGMINI_MILVUS_TOKEN"
 CONNECT_TIMEOUT_S = 10.0
 LOCK_WAIT_S = 10.0  # RAGMINI_MILVUS_WAIT overrides
 WRITE_BATCH = 2000  # records an upsert call
+READ_BATCH = 10_000  # chunks whose vectors and fields are read from SQLite at a time
 ID_PAGE = 16_384  # rows a query may return (Milvus's cap)
 MAX_TEXT = 65_535  # VARCHAR limit
 INDEXES = {"flat": ("FLAT", {}),
@@ -66,10 +65,6 @@ MAX_EF = 4096
 
 # Open clients by URI or Lite folder: a Lite folder can be opened once per process.
 CLIENTS = Memo(size=8)
-
-
-def is_milvus(backend: str) -> bool:
-    return backend == "milvus" or backend.startswith(("http://", "https://"))
 
 
 def lite_path(store: Store) -> Path:
@@ -303,9 +298,10 @@ def _empty_fields() -> dict:
 def record_fields(store: Store, ids: np.ndarray) -> list[dict]:
     """Each chunk's filterable fields, from its document's row and metadata."""
     documents = store.chunk_documents(ids)
-    out = []
-    for cid in ids:
-        doc_id, source, title, meta = documents[int(cid)]
+    bodies: dict[int, dict] = {}  # a document's chunks share one record body
+    for document, doc_id, source, title, meta in documents.values():
+        if document in bodies:
+            continue
         values: dict[str, list[str]] = {}
         nmin: dict[str, float] = {}
         nmax: dict[str, float] = {}
@@ -314,10 +310,10 @@ def record_fields(store: Store, ids: np.ndarray) -> list[dict]:
             nums = [x for _, x in items if x is not None]
             if nums:
                 nmin[key], nmax[key] = min(nums), max(nums)
-        out.append({"doc_id": doc_id[:MAX_TEXT], "source": source[:MAX_TEXT],
-                    "title": title.lower()[:MAX_TEXT], "meta": values, "nmin": nmin,
-                    "nmax": nmax})
-    return out
+        bodies[document] = {"doc_id": doc_id[:MAX_TEXT], "source": source[:MAX_TEXT],
+                            "title": title.lower()[:MAX_TEXT], "meta": values,
+                            "nmin": nmin, "nmax": nmax}
+    return [bodies[documents[int(cid)][0]] for cid in ids]
 
 
 def create_collection(client, name: str, dim: int, index_type: str) -> None:
@@ -345,10 +341,7 @@ def create_collection(client, name: str, dim: int, index_type: str) -> None:
 
 
 def commit(store: Store, params: IndexParams) -> None:
-    store.index_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(store.index_dir / f"{params.method}.json",
-                 json.dumps(asdict(params), indent=2).encode())
-    fsync_dir(store.index_dir)
+    write_params(store.index_dir, params.method, params)
 
 
 def _params(store: Store, method: str, info: dict, backend: str, collection: str,
@@ -361,11 +354,7 @@ def _params(store: Store, method: str, info: dict, backend: str, collection: str
         sha256="", index_type=index_type, search_params=SEARCH_SETTINGS[index_type],
         faiss_version=f"pymilvus {__version__}",
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), backend=backend,
-        collection=collection, meta_version=_meta_version(store))
-
-
-def _meta_version(store: Store) -> int:
-    return int(store.get_meta("meta_version") or 0)
+        collection=collection, meta_version=store.meta_version)
 
 
 def build(store: Store, method: str, info: dict, index_type: str, backend: str,
@@ -387,9 +376,9 @@ def _build(client, store: Store, method: str, info: dict, index_type: str, backe
     ids, matrix = store.vectors(method)
     with tqdm(total=len(ids), desc=f"milvus ({method})", unit="vector",
               disable=not progress or None, leave=False) as bar:
-        for i in range(0, len(ids), WRITE_BATCH * 5):
-            part = ids[i:i + WRITE_BATCH * 5]
-            vectors.add(part, matrix[i:i + WRITE_BATCH * 5], record_fields(store, part))
+        for i in range(0, len(ids), READ_BATCH):
+            part = ids[i:i + READ_BATCH]
+            vectors.add(part, matrix[i:i + READ_BATCH], record_fields(store, part))
             bar.update(len(part))
     # Sealed and indexed before anyone searches it: Milvus Lite scans unflushed rows
     # one by one (1.4 s a query at 28,000 vectors, 45 ms after a flush).
@@ -405,7 +394,7 @@ def _drop_others(client, store: Store, method: str, keep: str, old: IndexParams 
     for name in client.list_collections():
         if name.startswith(prefix) and name != keep:
             client.drop_collection(name)
-    if old is not None and old.backend != store.get_meta("vector_store") and old.collection:
+    if old is not None and old.backend != vector_store(store) and old.collection:
         drop(store, old)  # the collection of another server the store used before
 
 
@@ -436,17 +425,16 @@ def _sync(client, store: Store, method: str, info: dict, params: IndexParams) ->
     restored = np.intersect1d(marked, after)
     if len(restored):
         target.mark(restored, LIVE)
-    for i in range(0, len(added), WRITE_BATCH * 5):
-        part = added[i:i + WRITE_BATCH * 5]
-        ids, matrix = store.vectors(method, ids=part)
+    for i in range(0, len(added), READ_BATCH):
+        ids, matrix = store.vectors(method, ids=added[i:i + READ_BATCH])
         target.add(ids, matrix, record_fields(store, ids))
     if len(retired):
         target.mark(retired, new_gen)
-    if params.meta_version != _meta_version(store):
+    if params.meta_version != store.meta_version:
         # Metadata is not versioned (ingest.store.refresh_metadata): copy today's.
         kept = np.setdiff1d(after, added)
-        for i in range(0, len(kept), WRITE_BATCH * 5):
-            part = kept[i:i + WRITE_BATCH * 5]
+        for i in range(0, len(kept), READ_BATCH):
+            part = kept[i:i + READ_BATCH]
             target.set_fields(part, record_fields(store, part))
     client.flush(params.collection)
     new = _params(store, method, info, params.backend, params.collection, params.index_type,
@@ -506,13 +494,11 @@ def where_expr(where: Where) -> str | None:
 
 def _condition_expr(c: Condition) -> str | None:
     if c.key == "source":
-        glob = "*" in c.value or "?" in c.value or "[" in c.value or c.value.endswith("/")
-        if not glob:
+        patterns = source_globs(c.value)
+        if patterns is None:
             expr = f"doc_id == {_string(c.value)} or source == {_string(c.value)}"
         else:
-            pattern = _glob(c.value)
-            full = pattern if pattern.startswith("/") else "*/" + pattern
-            left, right = _like(pattern), _like(full)
+            left, right = map(_like, patterns)
             if left is None or right is None:
                 return None
             expr = f"doc_id like {left} or source like {right}"
@@ -521,8 +507,8 @@ def _condition_expr(c: Condition) -> str | None:
         value = c.value.lower()
         if c.op == "~":
             return f"title like {_string('%' + _escape_like(value) + '%')}"
-        if "*" in value or "?" in value or "[" in value:
-            pattern = _like(_glob(value))
+        if is_glob(value):
+            pattern = _like(glob_pattern(value))
             if pattern is None:
                 return None
             expr = f"title like {pattern}"
@@ -535,7 +521,7 @@ def _condition_expr(c: Condition) -> str | None:
 
         field = "nmin" if c.op in ("<", "<=") else "nmax"
         return f"{field}[{key}] {c.op} {number(c.value)!r}"
-    if c.op == "~" or "*" in c.value or "?" in c.value or "[" in c.value:
+    if c.op == "~" or is_glob(c.value):
         return None
     expr = f"json_contains(meta[{key}], {_string(c.value.lower())})"
     return f"not {expr}" if c.op == "!=" else expr

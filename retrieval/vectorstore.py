@@ -168,6 +168,19 @@ class FaissVectors:
         return exact_top_k(kept_ids, kept, queries, k)
 
 
+def vector_store(store) -> str:
+    """The vector store a Store's dense methods use: "faiss" (the default),
+    "milvus" (Milvus Lite in the store folder) or a Milvus server URI."""
+    return store.get_meta("vector_store") or FAISS
+
+
+def backend_label(backend: str) -> str:
+    """Where an index lives, as `ragmini status` says it."""
+    if backend == FAISS:
+        return "files"
+    return "milvus lite" if backend == "milvus" else f"milvus {backend}"
+
+
 def parse_backend(spec: str | None) -> str:
     """The vector store a `--vector-store` value names, spelled as stored: "faiss",
     "milvus" (Milvus Lite inside the store folder), or a server's http(s) URI
