@@ -8,6 +8,10 @@
   dropped, and words hyphenated across a line break are joined.
 - DOCX: python-docx, paragraphs and tables in document order; EPUB: ebooklib, the
   spine's chapters through lxml; ODT: odfpy. Their headings become sections.
+- Scanned pages and images (PNG, JPEG, TIFF; a multi-page TIFF's frames are its
+  pages): read by OCR (ingest/ocr.py, Tesseract), page numbers kept. A PDF page is
+  read by OCR when its text layer is (almost) empty and it shows an image, or
+  every page with `--ocr always`.
 
 Extraction runs in a worker process (`Extractor`) with a time limit per file, so
 a pathological file, or a crash inside a C library, skips that file and never
@@ -19,14 +23,18 @@ from __future__ import annotations
 import contextlib
 import io
 import multiprocessing
+import os
 import re
+import signal
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ingest.clean import normalize_text
+from ingest.ocr import IMAGE_SUFFIXES, OcrOptions
 
-DOCUMENT_SUFFIXES = frozenset({".pdf", ".docx", ".epub", ".odt"})
+DOCUMENT_SUFFIXES = frozenset({".pdf", ".docx", ".epub", ".odt"}) | IMAGE_SUFFIXES
 EXTRACT_TIMEOUT_S = 60.0  # per file; `ragmini ingest --extract-timeout`
 STARTUP_TIMEOUT_S = 60.0  # the worker's imports, on a loaded machine
 
@@ -52,11 +60,21 @@ class Extracted:
     metadata: dict = field(default_factory=dict)
 
 
-def extract(suffix: str, data: bytes) -> Extracted:
-    """The text of one PDF, DOCX, EPUB or ODT file's bytes; ExtractError if unreadable."""
-    reader = {".pdf": extract_pdf, ".docx": extract_docx, ".epub": extract_epub,
-              ".odt": extract_odt}[suffix]
-    found = reader(data)
+# on_progress(pages read by OCR so far, pages to read): from 0, as pages finish
+Progress = Callable[[int, int], None]
+
+
+def extract(suffix: str, data: bytes, ocr: OcrOptions | None = None,
+            on_progress: Progress | None = None) -> Extracted:
+    """The text of one PDF, DOCX, EPUB or ODT file's bytes, or of an image by OCR;
+    ExtractError if unreadable. `ocr` defaults to OcrOptions() (mode auto)."""
+    ocr = ocr or OcrOptions()
+    if suffix in IMAGE_SUFFIXES:
+        found = extract_image(data, ocr, on_progress)
+    elif suffix == ".pdf":
+        found = extract_pdf(data, ocr, on_progress)
+    else:
+        found = {".docx": extract_docx, ".epub": extract_epub, ".odt": extract_odt}[suffix](data)
     if not found.text.strip():
         raise ExtractError(f"no text in this {suffix[1:].upper()} file")
     return found
@@ -71,7 +89,8 @@ _PAGE_NUMBER = re.compile(r"^(page\s+)?[-–—(]?\s*\d{1,4}\s*[-–—)]?(\s+of
 _HYPHEN_BREAK = re.compile(r"(\w)[-\u00ad\u2010]\n([a-z])")
 
 
-def extract_pdf(data: bytes) -> Extracted:
+def extract_pdf(data: bytes, ocr: OcrOptions | None = None,
+                on_progress: Progress | None = None) -> Extracted:
     import pypdfium2 as pdfium
 
     try:
@@ -91,17 +110,17 @@ def extract_pdf(data: bytes) -> Extracted:
             textpage.close()
             page.close()
         meta = pdf.get_metadata_dict(skip_empty=True)
+        pages, notes, why_not = _ocr_pdf(pdf, pages, ocr or OcrOptions(), on_progress)
     finally:
         pdf.close()
     if not pages:
         raise ExtractError("PDF has no pages")
     empty = [i + 1 for i, p in enumerate(pages) if not p.strip()]
     if len(empty) == len(pages):
-        raise ExtractError("no text layer (a scanned PDF? OCR is not supported)")
-    notes: tuple[str, ...] = ()
+        raise ExtractError(f"no text layer (a scanned PDF?): {why_not}")
     if empty:
-        notes = (f"{len(empty)} of {len(pages)} pages have no text layer (OCR is not "
-                 f"supported): {_ranges(empty)}",)
+        notes += (f"{len(empty)} of {len(pages)} pages have no text layer ({why_not}): "
+                  f"{_ranges(empty)}",)
     if b"%%EOF" not in data[-2048:]:
         notes += ("the PDF looks truncated (no %%EOF at its end); the pages PDFium could "
                   "read were kept",)
@@ -119,8 +138,137 @@ def extract_pdf(data: bytes) -> Extracted:
         parts.append(text)
         offset += len(text)
     title = (meta.get("Title") or "").strip()
+    ocr_read = sum(n.startswith(_OCR_READ) for n in notes)
     return Extracted(title, "\n\n".join(parts), PAGE, tuple(locations), notes,
-                     {"pages": len(pages)})
+                     {"pages": len(pages), **({"ocr": True} if ocr_read else {})})
+
+
+_OCR_READ = "read by OCR"
+
+
+def _ocr_pdf(pdf, pages: list[str], ocr: OcrOptions, on_progress: Progress | None
+             ) -> tuple[list[str], tuple[str, ...], str]:
+    """`pages` with those that need it read by OCR; the notes to show; and why a page
+    still without text was not read (for the skip reason or note)."""
+    from ingest.ocr import (
+        MIN_TEXT_CHARS,
+        engine_version,
+        ocr_pages,
+        render_page,
+        text_chars,
+        unavailable,
+    )
+
+    if not ocr.enabled:
+        return pages, (), "OCR is off (--ocr never)"
+    if ocr.mode == "always":
+        wanted = list(range(len(pages)))
+    else:
+        wanted = [i for i, text in enumerate(pages)
+                  if text_chars(text) < MIN_TEXT_CHARS and _shows_image(pdf[i])]
+    if not wanted:
+        return pages, (), "blank: no image to read by OCR"
+    reason = unavailable(ocr.lang)
+    if reason:  # auto: the note on pages without text says it; always: say it here
+        notes = (f"--ocr always: pages not read by OCR: {reason}",) if ocr.mode == "always" else ()
+        return pages, notes, f"OCR unavailable: {reason}"
+    if on_progress is not None:
+        on_progress(0, len(wanted))
+
+    def rendered():
+        for i in wanted:
+            page = pdf[i]
+            try:
+                dpi = _scan_dpi(page, ocr.dpi)
+                yield i + 1, render_page(page, dpi), dpi
+            finally:
+                page.close()
+
+    results = ocr_pages(rendered(), ocr, on_page=on_progress and (
+        lambda done: on_progress(done, len(wanted))))
+    pages, read, failed = list(pages), [], []
+    for result in results:
+        if result.error:
+            failed.append(result)
+        # auto: OCR replaces a page's text layer only where it found more text
+        elif ocr.mode == "always" or text_chars(result.text) > text_chars(pages[result.number - 1]):
+            pages[result.number - 1] = result.text
+            read.append(result.number)
+    notes: tuple[str, ...] = ()
+    if read:
+        notes += (f"{_OCR_READ} ({engine_version()}): "
+                  f"{len(read)} of {len(pages)} pages ({_ranges(read)})",)
+    if failed:
+        notes += (f"OCR failed on {len(failed)} page(s) ({_ranges([r.number for r in failed])}): "
+                  f"{failed[0].error}",)
+    why_not = f"OCR failed: {failed[0].error}" if failed else "OCR found no text on them"
+    return pages, notes, why_not
+
+
+def _shows_image(page) -> bool:
+    import pypdfium2.raw as pdfium_c
+
+    return next(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,)), None) is not None
+
+
+def _scan_dpi(page, most: int) -> int:
+    """The resolution to render a page at for OCR: that of its largest image (a scan
+    is read at the resolution it was made at, not resampled), kept between 150 dpi
+    (Tesseract misreads small text below it) and `most` (the time a page takes grows
+    with its pixels); `most` for a page without images."""
+    import pypdfium2.raw as pdfium_c
+
+    best, dpi = 0, 0.0
+    for image in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,)):
+        meta = image.get_metadata()
+        if meta.width * meta.height > best:
+            best, dpi = meta.width * meta.height, meta.horizontal_dpi
+    return int(min(max(dpi, 150), most)) if best and dpi > 0 else most
+
+
+# -- images --------------------------------------------------------------------
+
+def extract_image(data: bytes, ocr: OcrOptions | None = None,
+                  on_progress: Progress | None = None) -> Extracted:
+    """The text of a PNG, JPEG or TIFF image by OCR; a multi-page TIFF's frames are
+    pages 1, 2, ... and every image's text is located on its page, as for a PDF."""
+    from ingest.ocr import OcrFailed, engine_version, image_pages, ocr_pages, unavailable
+
+    ocr = ocr or OcrOptions()
+    if not ocr.enabled:
+        raise ExtractError("an image: its text needs OCR, which is off (--ocr never)")
+    reason = unavailable(ocr.lang)
+    if reason:
+        raise ExtractError(f"an image: its text needs OCR, unavailable: {reason}")
+    try:
+        frames = list(image_pages(data))  # decoded up front: a broken file fails here
+    except OcrFailed as exc:
+        raise ExtractError(str(exc)) from exc
+    if on_progress is not None:
+        on_progress(0, len(frames))
+    results = ocr_pages(frames, ocr, on_page=on_progress and (
+        lambda done: on_progress(done, len(frames))))
+    failed = [r for r in results if r.error]
+    if len(failed) == len(results):
+        raise ExtractError(f"OCR failed: {failed[0].error}")
+    parts, locations, offset = [], [], 0
+    for result in results:
+        text = _HYPHEN_BREAK.sub(r"\1\2", normalize_text(result.text)).strip()
+        if not text:
+            continue
+        if parts:
+            offset += 2
+        locations.append((offset, str(result.number)))
+        parts.append(text)
+        offset += len(text)
+    if not parts:
+        raise ExtractError("OCR found no text in this image")
+    notes = (f"{_OCR_READ} ({engine_version()}): {len(results)} page(s)",)
+    if failed:
+        notes += (f"OCR failed on {len(failed)} page(s) ({_ranges([r.number for r in failed])}): "
+                  f"{failed[0].error}",)
+    return Extracted("", "\n\n".join(parts), PAGE, tuple(locations), notes,
+                     {"pages": len(results), "ocr": True})
 
 
 def _lone_page_body(textpage) -> str:
@@ -313,7 +461,8 @@ def extract_odt(data: bytes) -> Extracted:
 # -- the time-bounded worker --------------------------------------------------
 
 def _serve(conn) -> None:
-    """Worker loop: (suffix, bytes) in, ("ok", Extracted) or ("error", reason) out.
+    """Worker loop: (suffix, bytes, OcrOptions) in; ("progress", done, total) while
+    pages are read by OCR, then ("ok", Extracted) or ("error", reason) out.
     Says "ready" first, once its libraries are imported, so that start-up time is
     not charged to the first file's time limit."""
     import docx  # noqa: F401
@@ -321,6 +470,10 @@ def _serve(conn) -> None:
     import odf.opendocument  # noqa: F401
     import pypdfium2  # noqa: F401
 
+    # Its own process group: a worker killed for its time limit takes the Tesseract
+    # processes it started with it (Extractor._kill), and a Ctrl-C in the terminal
+    # reaches only the parent, which stops the worker in order.
+    os.setpgid(0, 0)
     conn.send("ready")
     while True:
         try:
@@ -329,25 +482,37 @@ def _serve(conn) -> None:
             return
         if job is None:
             return
+
+        def progress(done: int, total: int) -> None:
+            conn.send(("progress", done, total))
+
         try:
-            conn.send(("ok", extract(*job)))
+            conn.send(("ok", extract(*job, on_progress=progress)))
         except ExtractError as exc:
             conn.send(("error", str(exc)))
+        except (BrokenPipeError, EOFError):  # the parent is gone
+            return
         except Exception as exc:  # a library's own bug: this file only
             first = (str(exc).splitlines() or [""])[0][:200]
             conn.send(("error", f"could not be parsed ({type(exc).__name__}: {first})"))
 
 
 class Extractor:
-    """Extraction in one reused worker process, at most `timeout` seconds per file.
+    """Extraction in one reused worker process, at most `timeout` seconds per file,
+    plus `ocr.page_timeout` for each page read by OCR (the clock restarts as each
+    page finishes, so a 300-page scan is not cut off at `timeout`).
 
     A file over the limit, or one that crashes the worker, raises ExtractError;
     the worker is killed and the next file gets a fresh one. Use as a context
-    manager: the worker never outlives it.
+    manager: the worker never outlives it. `progress` shows a bar of the pages
+    read by OCR.
     """
 
-    def __init__(self, timeout: float = EXTRACT_TIMEOUT_S):
+    def __init__(self, timeout: float = EXTRACT_TIMEOUT_S, ocr: OcrOptions | None = None,
+                 progress: bool = False):
         self.timeout = timeout
+        self.ocr = ocr or OcrOptions()
+        self.progress = progress
         self._process = None
         self._conn = None
 
@@ -369,22 +534,44 @@ class Extractor:
             if not self._conn.poll(STARTUP_TIMEOUT_S) or self._conn.recv() != "ready":
                 self._kill()
                 raise ExtractError("the document extractor did not start; skipped")
+        bar = None
         try:
-            self._conn.send((suffix, data))
-            if not self._conn.poll(self.timeout):
-                self._kill()
-                raise ExtractError(f"extraction took longer than {self.timeout:g} s "
-                                   "(a pathological file?); skipped")
-            status, value = self._conn.recv()
+            self._conn.send((suffix, data, self.ocr))
+            wait = self.timeout
+            while True:
+                if not self._conn.poll(wait):
+                    self._kill()
+                    if wait > self.timeout:
+                        raise ExtractError(f"OCR of a page took longer than "
+                                           f"{self.ocr.page_timeout:g} s; skipped")
+                    raise ExtractError(f"extraction took longer than {self.timeout:g} s "
+                                       "(a pathological file?); skipped")
+                message = self._conn.recv()
+                if message[0] != "progress":
+                    break
+                _, done, total = message
+                wait = self.timeout + self.ocr.page_timeout
+                if self.progress and bar is None:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=total, desc="OCR", unit="page", leave=False)
+                if bar is not None:
+                    bar.update(done - bar.n)
+            status, value = message
         except (EOFError, BrokenPipeError, ConnectionResetError) as exc:
             self._kill()
             raise ExtractError("the extractor crashed on this file; skipped") from exc
+        finally:
+            if bar is not None:
+                bar.close()
         if status == "error":
             raise ExtractError(value)
         return value
 
     def _kill(self) -> None:
         if self._process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)  # with its Tesseracts
             self._process.kill()
             self._process.join(5)
             self._conn.close()
@@ -399,7 +586,7 @@ class Extractor:
         except (BrokenPipeError, OSError):
             pass
         if self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
+            self._kill()
+            return
         self._conn.close()
         self._process = self._conn = None

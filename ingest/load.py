@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ingest.documents import DOCUMENT_SUFFIXES, EXTRACT_TIMEOUT_S, Extractor, ExtractError
+from ingest.ocr import OcrOptions
 from ingest.metadata import file_metadata, split_front_matter
 from ingest.clean import (
     decode_bytes,
@@ -197,6 +198,7 @@ def _dir_key(st: os.stat_result) -> tuple[int, int]:
 def load_paths(
     paths: list[Path], *, max_bytes: int = DEFAULT_MAX_BYTES, follow_links: bool = False,
     progress: bool = False, extract_timeout: float = EXTRACT_TIMEOUT_S,
+    ocr: OcrOptions | None = None,
 ) -> Loaded:
     """Read every supported file under `paths` into documents.
 
@@ -209,7 +211,7 @@ def load_paths(
 
     files, skipped = discover(paths, follow_links=follow_links, progress=progress)
     result = Loaded(skipped=list(skipped))
-    with Extractor(extract_timeout) as extractor:
+    with Extractor(extract_timeout, ocr, progress) as extractor:
         for path, root in tqdm(files, desc="reading", unit="file",
                                disable=not progress or None, leave=False):
             _load_one(path, root, result, max_bytes, follow_links, extractor)
@@ -388,7 +390,8 @@ def _load_document(path: Path, rel: str, source: str, suffix: str, max_bytes: in
 def _type_of(suffix: str) -> str:
     """The `type` a filter sees: the suffix, with spelling variants folded."""
     kind = suffix.lower().lstrip(".")
-    return {"markdown": "md", "htm": "html", "xhtml": "html"}.get(kind, kind)
+    return {"markdown": "md", "htm": "html", "xhtml": "html", "jpeg": "jpg",
+            "tif": "tiff"}.get(kind, kind)
 
 
 def _text_title(text: str, path: Path) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from ingest.chunk import Chunk, ChunkConfig, Chunker, load_tokenizer, locate
 from ingest.documents import EXTRACT_TIMEOUT_S
 from ingest.load import DEFAULT_MAX_BYTES, Document, Skipped, load_paths
+from ingest.ocr import OcrOptions
 from ingest.paths import decode_source, stored_path
 from ingest.store import Store
 from core.errors import RagminiError
@@ -51,6 +52,7 @@ def ingest_paths(
     progress: bool = True,
     extract_timeout: float = EXTRACT_TIMEOUT_S,
     split: Splitter | None = None,
+    ocr: OcrOptions | None = None,
 ) -> IngestReport:
     """Bring the store's documents and chunks up to date with `paths`.
 
@@ -71,7 +73,7 @@ def ingest_paths(
 
     report = IngestReport()
     loaded = load_paths(paths, max_bytes=max_bytes, follow_links=follow_links, progress=progress,
-                        extract_timeout=extract_timeout)
+                        extract_timeout=extract_timeout, ocr=ocr)
     report.skipped.extend(loaded.skipped)
     stored = store.documents()
 
@@ -144,11 +146,14 @@ def _under(file: str, targets: list[str], exact: bool = False) -> bool:
 
 
 def _prunable(stored, paths: list[Path], seen_files: set[str], seen_sources: set[str]) -> list[str]:
-    """Stored sources under a given folder whose file no longer yields them."""
+    """Stored sources under a given folder, or of a given file, whose file no longer
+    yields them (a file emptied or deleted since)."""
     roots = [stored_path(p) for p in paths if p.is_dir()]
+    files = {stored_path(p) for p in paths if not p.is_dir()}
     gone = []
     for source in stored:
-        if source in seen_sources or not _under(source, roots):
+        if source in seen_sources or not (_under(source, roots)
+                                          or any(f in files for f in _files_of(source))):
             continue
         files = _files_of(source)
         # A file we could read but that yields no document today (emptied, say)

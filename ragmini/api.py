@@ -838,9 +838,11 @@ class Store:
                prune: bool = False, max_file_mb: float = 20.0, follow_links: bool = False,
                encoder: str | None = None, extract_timeout: float = 60.0,
                vector_store: str | None = None, engine: str = "local",
-               ray_address: str | None = None, progress: bool | None = None) -> IngestResult:
+               ray_address: str | None = None, ocr: str = "auto", ocr_timeout: float = 120.0,
+               require_documents: bool = True, progress: bool | None = None) -> IngestResult:
         """Add folders or files (.txt .md .html, PDF, DOCX, EPUB, ODT, RSS/Atom feeds,
-        BEIR corpus.jsonl), creating the store if needed (`ragmini ingest`).
+        BEIR corpus.jsonl, PNG/JPEG/TIFF images), creating the store if needed
+        (`ragmini ingest`).
 
         Re-running it is cheap: unchanged documents are skipped, changed ones
         re-chunked and re-embedded, and every method's index brought up to date.
@@ -862,6 +864,11 @@ class Store:
                 or a Milvus server URI ("milvus://HOST:PORT", "http(s)://..."); kept.
             engine: "local", or "ray" to chunk and embed as a Ray Data pipeline
                 (`ray_address` names a cluster; else a local Ray runs for the call).
+            ocr: "auto" (PDF pages without a text layer, and images, are read by
+                Tesseract OCR), "always" (every PDF page) or "never" (docs/ocr.md).
+            ocr_timeout: seconds allowed to read one page by OCR.
+            require_documents: raise when nothing under `paths` could be read; False
+                returns the reasons in `report.skipped` instead (`ragmini watch`).
             progress: show progress bars (default: the store's setting, off).
 
         Example:
@@ -869,6 +876,7 @@ class Store:
             41
         """
         from ingest.chunk import ChunkConfig
+        from ingest.ocr import OcrOptions
         from retrieval.indexing import ingest_and_index
         from retrieval.methods import DEFAULT_INGEST, parse_methods
 
@@ -880,24 +888,28 @@ class Store:
         config = ChunkConfig(size=chunk_size, overlap=overlap)
         started = time.perf_counter()
         with _errors():
+            options = OcrOptions(mode=ocr, page_timeout=ocr_timeout)
             done = ingest_and_index(self._db(create=True), items, chosen, config=config,
                                     index_type=index_type, progress=self._progress(progress),
                                     max_bytes=int(max_file_mb * 2**20),
                                     follow_links=follow_links, prune=prune,
                                     encoder=encoder, extract_timeout=extract_timeout,
                                     vector_store=vector_store, engine=engine,
-                                    ray_address=ray_address)
+                                    ray_address=ray_address, ocr=options,
+                                    require_documents=require_documents)
         return IngestResult.of(done, time.perf_counter() - started)
 
-    def remove(self, paths: Sequence[PathLike]) -> Removal:
+    def remove(self, paths: Sequence[PathLike], *, missing_ok: bool = False) -> Removal:
         """Remove the documents of files (or everything under folders), which need not
         exist any more (`ragmini remove`). Indexes are rebuilt from stored vectors;
-        no model loads."""
+        no model loads. A path that no stored document comes from raises, unless
+        `missing_ok` (`ragmini watch`: a deleted file that was never stored)."""
         from retrieval.indexing import remove_and_index
 
         with _errors():
             db = self._db()
-            removed = remove_and_index(db, [Path(p) for p in _no_string(paths, "paths")])
+            removed = remove_and_index(db, [Path(p) for p in _no_string(paths, "paths")],
+                                       missing_ok=missing_ok)
             return Removal(tuple(removed), db.count("documents"))
 
     def reindex(self, methods: Sequence[str] | None = None, index_type: str | None = None,

@@ -27,7 +27,8 @@ METHOD_HELP = ("glove, glove-sif, sbert, bm25, tfidf, w2v, w2v-sif; hybrid (bm25
 FLAGS = {"k": "-k", "temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
          "max_new_tokens": "--max-new-tokens", "no_repeat_ngram": "--no-repeat-ngram",
          "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "queries": "--queries",
-         "methods": "--methods", "where": "--where", "tune": "--tune"}
+         "methods": "--methods", "where": "--where", "tune": "--tune",
+         "ocr": "--ocr", "ocr_timeout": "--ocr-timeout"}
 
 
 def _flagged(exc: RagminiError) -> str:
@@ -89,11 +90,17 @@ def cli() -> None:
 @click.option("--extract-timeout", default=60.0, show_default=True, metavar="SECONDS",
               help="Give up on a PDF, DOCX, EPUB or ODT file whose text takes longer.")
 @click.option("--follow-links", is_flag=True, help="Follow symbolic links (off: they can loop).")
+@click.option("--ocr", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="Read scanned PDF pages and images (PNG, JPEG, TIFF) "
+              "with Tesseract OCR: auto (only pages without a text layer), always (every "
+              "PDF page) or never.")
+@click.option("--ocr-timeout", default=120.0, show_default=True, metavar="SECONDS",
+              help="Give up on a page whose OCR takes longer.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @_json_option
 def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vector_store,
-           engine, ray_address, prune, max_file_mb, extract_timeout, follow_links, no_progress,
-           as_json):
+           engine, ray_address, prune, max_file_mb, extract_timeout, follow_links, ocr,
+           ocr_timeout, no_progress, as_json):
     """Add folders or files (.txt .md .html, PDF, DOCX, EPUB, ODT, RSS/Atom feeds, BEIR
     corpus.jsonl) to the store.
 
@@ -109,10 +116,12 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vect
     import time
 
     from ingest.chunk import ChunkConfig
+    from ingest.ocr import OcrOptions
     from retrieval.indexing import ingest_and_index
     from retrieval.methods import parse_methods
 
     chosen = parse_methods(methods)
+    ocr_options = OcrOptions(mode=ocr, page_timeout=ocr_timeout)
     config = ChunkConfig(size=chunk_size, overlap=overlap)
     started = time.perf_counter()
     with _open_store(store, create=True) as st:
@@ -120,7 +129,7 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vect
                                 progress=not no_progress, max_bytes=int(max_file_mb * 2**20),
                                 follow_links=follow_links, prune=prune, encoder=encoder,
                                 extract_timeout=extract_timeout, vector_store=vector_store,
-                                engine=engine, ray_address=ray_address)
+                                engine=engine, ray_address=ray_address, ocr=ocr_options)
     elapsed = time.perf_counter() - started
     report, indexed, embedded = done.report, done.methods, done.embedded
     totals = {"documents": done.documents, "chunks": done.chunks}

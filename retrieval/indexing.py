@@ -143,7 +143,7 @@ def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
         report = ingest_paths(store, list(paths), config=config, progress=progress,
                               split=split, **load_options)
         if require_documents and report.new + report.changed + report.unchanged == 0 \
-                and report.skipped:
+                and report.skipped and not report.removed:
             reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
             raise RagminiError(f"nothing to ingest ({reasons})")
         if workers:
@@ -176,11 +176,11 @@ def _engine(engine: str, address: str | None, progress: bool) -> Iterator[int]:
         yield workers
 
 
-def remove_and_index(store: Store, paths: list[Path] = (), sources: list[str] = ()
-                     ) -> list[str]:
+def remove_and_index(store: Store, paths: list[Path] = (), sources: list[str] = (),
+                     missing_ok: bool = False) -> list[str]:
     """Remove the documents of `paths` (files or folders, which need not exist), or the
     given `sources`, and rebuild the indexes from stored vectors; the removed sources.
-    No model loads."""
+    No model loads. Nothing to remove raises, unless `missing_ok`."""
     from ingest.pipeline import remove_paths
 
     with store.writer_lock():
@@ -192,6 +192,8 @@ def remove_and_index(store: Store, paths: list[Path] = (), sources: list[str] = 
         else:
             removed = remove_paths(store, list(paths))
         if not removed:
+            if missing_ok:
+                return removed
             what = ", ".join(map(str, sources or paths))
             raise RagminiError(f"no stored document comes from {what}")
         update_indexes(store, progress=False)
