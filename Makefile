@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.ragmini-installed
 STORE  ?= .ragmini
 
 .PHONY: setup demo test bench bench-quick bench-encoders bench-extract bench-backends clean \
-	chromium groff \
+	chromium groff tesseract bench-ocr bench-watch \
 	pandoc serve
 
 setup: $(STAMP)
@@ -48,12 +48,18 @@ groff:
 	@test -f /usr/share/groff/current/font/devpdf/DESC || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq groff >/dev/null; }
 
+# Tesseract reads scanned PDF pages and images (ingest/ocr.py; docs/ocr.md).
+tesseract:
+	@command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>/dev/null | grep -qx eng \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		tesseract-ocr tesseract-ocr-eng >/dev/null; }
+
 # pandoc writes the DOCX, EPUB and ODT versions of the man pages for bench/extract.py.
 pandoc:
 	@command -v pandoc >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pandoc >/dev/null; }
 
-test: setup chromium groff
+test: setup chromium groff tesseract
 	$(BIN)/python -m pytest
 
 bench: setup   # full run, under 10 minutes; writes bench/results.json
@@ -70,6 +76,12 @@ bench-extract: setup groff pandoc   # PDF/DOCX/EPUB/ODT extraction and the PDF-c
 
 bench-backends: setup   # Milvus Lite vs FAISS and Ray vs plain on the man pages: ~15 min
 	$(BIN)/python bench/backends.py
+
+bench-ocr: setup groff pandoc tesseract   # OCR error rates, s/page, scanned-copy recall: ~30 min
+	$(BIN)/python -m bench.ocr
+
+bench-watch: setup   # watch lag (single edits, a 1,000-file burst), idle CPU: ~5 min
+	$(BIN)/python -m bench.watch
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

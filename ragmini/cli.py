@@ -447,7 +447,10 @@ def _print_status(report, repaired: bool) -> None:
 @click.option("--preload", is_flag=True, help="Load the models before the first request.")
 @click.option("--max-upload-mb", default=20.0, show_default=True, help="Largest upload a file.")
 @click.option("--cors-origin", default=None, help="Allow this browser origin (CORS is off).")
-def serve(store, host, port, token, preload, max_upload_mb, cors_origin):
+@click.option("--watch", "watch_paths", multiple=True, type=click.Path(path_type=Path),
+              metavar="PATH", help="Keep the store in sync with PATH as its files change, "
+              "as `ragmini watch` does (repeat for more folders); GET /api/watch reports it.")
+def serve(store, host, port, token, preload, max_upload_mb, cors_origin, watch_paths):
     """Serve the HTTP API and the web page for the store.
 
     \b
@@ -470,14 +473,20 @@ def serve(store, host, port, token, preload, max_upload_mb, cors_origin):
         raise RagminiError(f"refusing to serve on {host} without a token: anyone who can reach "
                            "it could read and change the store; pass --token (or set "
                            "RAGMINI_TOKEN), or bind 127.0.0.1")
-    _open_store(store).close()  # a missing store fails here, in one line
+    if not watch_paths:  # with --watch, the first sync makes the store
+        _open_store(store).close()  # a missing store fails here, in one line
     settings = Settings(Path(store), token or None, int(max_upload_mb * 2**20), cors_origin)
     app = create_app(settings, preload=preload)
+    from ragmini.watch_cli import serve_watch
+
+    stop_watch = serve_watch(app, Path(store), watch_paths) if watch_paths else None
     click.echo(f"ragmini serving {store} on http://{host}:{port}/ (API docs at /docs; "
                "Ctrl-C stops)", err=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
+        if stop_watch is not None:
+            stop_watch()
         app.state.engine.close()
 
 
@@ -537,9 +546,11 @@ def datasets_build(name, out, packages, no_update, work, no_progress, as_json):
 def _register_groups() -> None:
     from ragmini.eval_cli import eval_group
     from ragmini.explore_cli import explore
+    from ragmini.watch_cli import watch_command
 
     cli.add_command(eval_group)
     cli.add_command(explore)
+    cli.add_command(watch_command)
 
 
 _register_groups()

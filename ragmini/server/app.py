@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import IndexStale, ModelUnavailable, QueryError, RagminiError, StoreError
+from ragmini.server.watch_feed import mount as mount_watch
 from retrieval.methods import (
     DEFAULT_INGEST,
     DEFAULT_METHOD,
@@ -533,6 +534,7 @@ def create_app(settings: Settings, preload: bool = False) -> FastAPI:
         return _error(500, "internal", "internal error; the server log has the details")
 
     _routes(app, engine)
+    mount_watch(app)  # GET /api/watch: `serve --watch` events for the page
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
