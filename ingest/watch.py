@@ -147,8 +147,10 @@ class _Root:
 
     @property
     def missing(self) -> bool:
+        """Gone, or (a folder) replaced: its watch follows the old inode. A file root
+        is watched through its folder, and saving it by rename is its normal life."""
         now = _identity(self.path)
-        return now is None or now != self.identity
+        return now is None or (now != self.identity if self.is_dir else now[2])
 
     def covers(self, path: str) -> bool:
         root = str(self.path)
@@ -198,7 +200,12 @@ def watch(paths: Sequence[str | os.PathLike], update: Update, *,
 
     Raises RagminiError if a path does not exist at start.
     """
+    import warnings
+
     from watchdog.observers import Observer
+
+    # watchdog warns when a folder moved back re-registers a watch it knew; harmless
+    warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
 
     if suffixes is None:
         from ingest.load import SUPPORTED_SUFFIXES as suffixes
@@ -226,8 +233,9 @@ def watch(paths: Sequence[str | os.PathLike], update: Update, *,
         for root in roots:
             _schedule(observer, handler, root)
         observer.start()
-        if initial:
-            _run(update, [r.path for r in roots], [], say, time.monotonic(), stop)
+        if initial and not _run(update, [r.path for r in roots], [], say, time.monotonic(),
+                                stop):
+            state.retry([r.path for r in roots], time.monotonic())
         say(WatchEvent("ready", changed=tuple(str(r.path) for r in roots)))
         while not stop.is_set():
             timeout = state.next_deadline(quiet, max_delay)

@@ -83,6 +83,7 @@ def store_updater(store, *, methods: Sequence[str] | None = None, ocr: str = "au
     (a file emptied or unreadable now loses its old documents). Methods and
     chunking are the store's own when it has them."""
     chosen, chunking = _store_settings(store, methods)
+    warm = [True]
 
     def update(changed: list[Path], removed: list[Path]) -> Synced:
         gone: tuple[str, ...] = ()
@@ -96,6 +97,9 @@ def store_updater(store, *, methods: Sequence[str] | None = None, ocr: str = "au
                                   ocr_timeout=ocr_timeout, require_documents=False,
                                   progress=False, **chunking)
             documents = result.documents
+        if warm and store.exists:
+            warm.clear()
+            _warm(store.path)
         return Synced(tuple(gone), result, documents)
 
     return update
@@ -126,6 +130,24 @@ def watch_store(store: Path, paths: Sequence[Path], *, on_event=None,
         st = stack.enter_context(ragmini.open(store))
         update = store_updater(st, methods=methods, ocr=ocr, ocr_timeout=ocr_timeout)
         watch(paths, update, on_event=on_event, stop=stop, ignore=[store])
+
+
+def _warm(store: Path) -> None:
+    """Load the chunking tokenizer and the store's embedders, as `serve --preload`
+    does: when the first sync finds nothing to do, the first edit would otherwise
+    wait for them (15 s for transformers' import on a busy machine). Run in the
+    update's own thread: transformers' lazy imports fail when two threads race."""
+    with contextlib.suppress(Exception):  # only a head start: the update loads them anyway
+        from core.errors import QueryError
+        from ingest.chunk import load_tokenizer
+        from ingest.store import Store
+        from retrieval.methods import get_embedder
+
+        load_tokenizer()
+        with Store.open(store) as db:
+            for method in db.methods():
+                with contextlib.suppress(QueryError):  # bm25 and the like have no model
+                    get_embedder(method, db)
 
 
 def serve_watch(app, store: Path, paths: Sequence[Path]) -> Callable[[], None]:
@@ -253,11 +275,12 @@ def watch_command(paths, store, methods, ocr, ocr_timeout, as_json):
         for line, err in human_lines(event):
             click.echo(line, err=err)
 
-    if not as_json:
-        click.echo(f"syncing {', '.join(map(str, paths))} into {store} ...", err=True)
     try:
-        watch_store(store, paths, on_event=on_event, stop=stop, methods=chosen, ocr=ocr,
-                    ocr_timeout=ocr_timeout)
+        with watch_lock(store):
+            if not as_json:
+                click.echo(f"syncing {', '.join(map(str, paths))} into {store} ...", err=True)
+            watch_store(store, paths, on_event=on_event, stop=stop, methods=chosen, ocr=ocr,
+                        ocr_timeout=ocr_timeout, locked=True)
     except KeyboardInterrupt:
         pass  # the loop said "stopped" on its way out
     finally:
