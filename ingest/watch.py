@@ -231,10 +231,15 @@ def watch(paths: Sequence[str | os.PathLike], update: Update, *,
     state = _State(roots, wanted, ignored)
     try:
         for root in roots:
-            _schedule(observer, handler, root)
+            try:
+                _schedule(observer, handler, root)
+            except OSError as exc:
+                hint = (" (the inotify watch limit: raise fs.inotify.max_user_watches)"
+                        if exc.errno == errno.ENOSPC else "")
+                raise RagminiError(f"cannot watch {root.path}: {exc.strerror}{hint}",
+                                   param="paths") from exc
         observer.start()
-        if initial and not _run(update, [r.path for r in roots], [], say, time.monotonic(),
-                                stop):
+        if initial and not _run(update, [r.path for r in roots], [], say, time.monotonic()):
             state.retry([r.path for r in roots], time.monotonic())
         say(WatchEvent("ready", changed=tuple(str(r.path) for r in roots)))
         while not stop.is_set():
@@ -251,11 +256,11 @@ def watch(paths: Sequence[str | os.PathLike], update: Update, *,
                 say(WatchEvent("rescan", message="the kernel dropped file events (too many "
                                "at once); syncing every watched folder again"))
                 state.touch_all(time.monotonic())
-            _check_roots(observer, handler, state, update, say, stop)
+            _check_roots(observer, handler, state, update, say)
             batch = state.due(quiet, max_delay, time.monotonic(), say)
             if batch is not None:
                 changed, removed, first = batch
-                if not _run(update, changed, removed, say, first, stop):
+                if not _run(update, changed, removed, say, first):
                     state.retry(changed + removed, time.monotonic())
     finally:
         logging.getLogger("watchdog.observers.inotify_c").removeHandler(overflow_log)
@@ -286,8 +291,7 @@ def _schedule(observer, handler, root: _Root) -> None:
                                    event_filter=kinds)
 
 
-def _run(update: Update, changed: list[Path], removed: list[Path], say, first: float,
-         stop: threading.Event) -> bool:
+def _run(update: Update, changed: list[Path], removed: list[Path], say, first: float) -> bool:
     """One call of `update`, reported; False if it raised (the batch is retried)."""
     started = time.monotonic()
     try:
@@ -303,8 +307,7 @@ def _run(update: Update, changed: list[Path], removed: list[Path], say, first: f
     return True
 
 
-def _check_roots(observer, handler, state: _State, update: Update, say,
-                 stop: threading.Event) -> None:
+def _check_roots(observer, handler, state: _State, update: Update, say) -> None:
     """A root that vanished (or was replaced) is handed over as removed and unwatched;
     one that came back is watched and synced again."""
     for root in state.roots:
@@ -316,7 +319,8 @@ def _check_roots(observer, handler, state: _State, update: Update, say,
             say(WatchEvent("missing", removed=(str(root.path),),
                            message=f"{root.path} is gone; its documents are removed, and "
                                    "it is watched for until it comes back"))
-            _run(update, [], [root.path], say, time.monotonic(), stop)
+            if not _run(update, [], [root.path], say, time.monotonic()):
+                state.retry([root.path], time.monotonic())
         elif root.watch is None and _identity(root.path) is not None:
             root.identity = _identity(root.path)
             root.is_dir = root.identity[2]
@@ -328,7 +332,8 @@ def _check_roots(observer, handler, state: _State, update: Update, say,
                 continue
             say(WatchEvent("back", changed=(str(root.path),),
                            message=f"{root.path} is back; syncing it"))
-            _run(update, [root.path], [], say, time.monotonic(), stop)
+            if not _run(update, [root.path], [], say, time.monotonic()):
+                state.retry([root.path], time.monotonic())
 
 
 class _Handler:

@@ -77,7 +77,8 @@ def watch_lock(store: Path) -> Iterator[None]:
 
 
 def store_updater(store, *, methods: Sequence[str] | None = None, ocr: str = "auto",
-                  ocr_timeout: float = 120.0) -> Callable[[list[Path], list[Path]], Synced]:
+                  ocr_timeout: float = 120.0, progress: bool = False
+                  ) -> Callable[[list[Path], list[Path]], Synced]:
     """The watch loop's update(changed, removed) for a `ragmini.Store`: removals first
     (no model loads), then one incremental ingest of the changed files with prune
     (a file emptied or unreadable now loses its old documents). Methods and
@@ -95,7 +96,7 @@ def store_updater(store, *, methods: Sequence[str] | None = None, ocr: str = "au
         if changed:
             result = store.ingest(changed, methods=chosen, prune=True, ocr=ocr,
                                   ocr_timeout=ocr_timeout, require_documents=False,
-                                  progress=False, **chunking)
+                                  progress=progress, **chunking)
             documents = result.documents
         if warm and store.exists:
             warm.clear()
@@ -118,9 +119,11 @@ def _store_settings(store, methods: Sequence[str] | None) -> tuple[list[str] | N
 
 def watch_store(store: Path, paths: Sequence[Path], *, on_event=None,
                 stop: threading.Event | None = None, methods: Sequence[str] | None = None,
-                ocr: str = "auto", ocr_timeout: float = 120.0, locked: bool = False) -> None:
+                ocr: str = "auto", ocr_timeout: float = 120.0, locked: bool = False,
+                progress: bool = False) -> None:
     """Sync `store` with `paths`, then keep it in sync until `stop` is set: the
-    blocking loop behind `ragmini watch` (`locked`: the caller holds watch_lock)."""
+    blocking loop behind `ragmini watch` (`locked`: the caller holds watch_lock;
+    `progress`: bars on stderr while a batch is read, chunked and embedded)."""
     import ragmini
     from ingest.watch import watch
 
@@ -128,7 +131,8 @@ def watch_store(store: Path, paths: Sequence[Path], *, on_event=None,
         if not locked:
             stack.enter_context(watch_lock(store))
         st = stack.enter_context(ragmini.open(store))
-        update = store_updater(st, methods=methods, ocr=ocr, ocr_timeout=ocr_timeout)
+        update = store_updater(st, methods=methods, ocr=ocr, ocr_timeout=ocr_timeout,
+                               progress=progress)
         watch(paths, update, on_event=on_event, stop=stop, ignore=[store])
 
 
@@ -247,8 +251,9 @@ def _json_line(obj: dict) -> None:
               show_default=True, help="OCR of scanned PDF pages and images (docs/ocr.md).")
 @click.option("--ocr-timeout", default=120.0, show_default=True, metavar="SECONDS",
               help="Give up on a page whose OCR takes longer.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object a line, per event.")
-def watch_command(paths, store, methods, ocr, ocr_timeout, as_json):
+def watch_command(paths, store, methods, ocr, ocr_timeout, no_progress, as_json):
     """Keep the store in sync with folders (and files) as they change.
 
     First an incremental ingest of PATHS (with --prune), then each change: files
@@ -280,7 +285,8 @@ def watch_command(paths, store, methods, ocr, ocr_timeout, as_json):
             if not as_json:
                 click.echo(f"syncing {', '.join(map(str, paths))} into {store} ...", err=True)
             watch_store(store, paths, on_event=on_event, stop=stop, methods=chosen, ocr=ocr,
-                        ocr_timeout=ocr_timeout, locked=True)
+                        ocr_timeout=ocr_timeout, locked=True,
+                        progress=not as_json and not no_progress)
     except KeyboardInterrupt:
         pass  # the loop said "stopped" on its way out
     finally:
