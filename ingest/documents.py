@@ -110,7 +110,7 @@ def extract_pdf(data: bytes, ocr: OcrOptions | None = None,
             textpage.close()
             page.close()
         meta = pdf.get_metadata_dict(skip_empty=True)
-        pages, notes, why_not = _ocr_pdf(pdf, pages, ocr or OcrOptions(), on_progress)
+        pages, notes, why_not, n_read = _ocr_pdf(pdf, pages, ocr or OcrOptions(), on_progress)
     finally:
         pdf.close()
     if not pages:
@@ -138,18 +138,14 @@ def extract_pdf(data: bytes, ocr: OcrOptions | None = None,
         parts.append(text)
         offset += len(text)
     title = (meta.get("Title") or "").strip()
-    ocr_read = sum(n.startswith(_OCR_READ) for n in notes)
     return Extracted(title, "\n\n".join(parts), PAGE, tuple(locations), notes,
-                     {"pages": len(pages), **({"ocr": True} if ocr_read else {})})
-
-
-_OCR_READ = "read by OCR"
+                     {"pages": len(pages), **({"ocr": True} if n_read else {})})
 
 
 def _ocr_pdf(pdf, pages: list[str], ocr: OcrOptions, on_progress: Progress | None
-             ) -> tuple[list[str], tuple[str, ...], str]:
-    """`pages` with those that need it read by OCR; the notes to show; and why a page
-    still without text was not read (for the skip reason or note)."""
+             ) -> tuple[list[str], tuple[str, ...], str, int]:
+    """`pages` with those that need it read by OCR; the notes to show; why a page
+    still without text has none (for the skip reason or note); pages read by OCR."""
     from ingest.ocr import (
         MIN_TEXT_CHARS,
         engine_version,
@@ -159,19 +155,20 @@ def _ocr_pdf(pdf, pages: list[str], ocr: OcrOptions, on_progress: Progress | Non
         unavailable,
     )
 
+    blank = "blank: no image to read by OCR"
     if not ocr.enabled:
-        return pages, (), "OCR is off (--ocr never)"
+        return pages, (), "OCR is off (--ocr never)", 0
     if ocr.mode == "always":
         wanted = list(range(len(pages)))
     else:
         wanted = [i for i, text in enumerate(pages)
-                  if text_chars(text) < MIN_TEXT_CHARS and _shows_image(pdf[i])]
+                  if text_chars(text) < MIN_TEXT_CHARS and _shows_image(pdf, i)]
     if not wanted:
-        return pages, (), "blank: no image to read by OCR"
+        return pages, (), blank, 0
     reason = unavailable(ocr.lang)
     if reason:  # auto: the note on pages without text says it; always: say it here
         notes = (f"--ocr always: pages not read by OCR: {reason}",) if ocr.mode == "always" else ()
-        return pages, notes, f"OCR unavailable: {reason}"
+        return pages, notes, f"OCR unavailable: {reason}", 0
     if on_progress is not None:
         on_progress(0, len(wanted))
 
@@ -196,19 +193,25 @@ def _ocr_pdf(pdf, pages: list[str], ocr: OcrOptions, on_progress: Progress | Non
             read.append(result.number)
     notes: tuple[str, ...] = ()
     if read:
-        notes += (f"{_OCR_READ} ({engine_version()}): "
+        notes += (f"read by OCR ({engine_version()}): "
                   f"{len(read)} of {len(pages)} pages ({_ranges(read)})",)
     if failed:
         notes += (f"OCR failed on {len(failed)} page(s) ({_ranges([r.number for r in failed])}): "
                   f"{failed[0].error}",)
-    why_not = f"OCR failed: {failed[0].error}" if failed else "OCR found no text on them"
-    return pages, notes, why_not
+    unread = any(not pages[r.number - 1].strip() for r in results if not r.error)
+    why_not = (f"OCR failed: {failed[0].error}" if failed
+               else "OCR found no text on them" if unread else blank)
+    return pages, notes, why_not, len(read)
 
 
-def _shows_image(page) -> bool:
+def _shows_image(pdf, index: int) -> bool:
     import pypdfium2.raw as pdfium_c
 
-    return next(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,)), None) is not None
+    page = pdf[index]
+    try:
+        return next(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,)), None) is not None
+    finally:
+        page.close()
 
 
 def _scan_dpi(page, most: int) -> int:
@@ -241,7 +244,7 @@ def extract_image(data: bytes, ocr: OcrOptions | None = None,
     if reason:
         raise ExtractError(f"an image: its text needs OCR, unavailable: {reason}")
     try:
-        frames = list(image_pages(data))  # decoded up front: a broken file fails here
+        frames = image_pages(data)  # decoded up front: a broken file fails here
     except OcrFailed as exc:
         raise ExtractError(str(exc)) from exc
     if on_progress is not None:
@@ -263,7 +266,7 @@ def extract_image(data: bytes, ocr: OcrOptions | None = None,
         offset += len(text)
     if not parts:
         raise ExtractError("OCR found no text in this image")
-    notes = (f"{_OCR_READ} ({engine_version()}): {len(results)} page(s)",)
+    notes = (f"read by OCR ({engine_version()}): {len(results)} page(s)",)
     if failed:
         notes += (f"OCR failed on {len(failed)} page(s) ({_ranges([r.number for r in failed])}): "
                   f"{failed[0].error}",)

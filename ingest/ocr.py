@@ -184,23 +184,26 @@ def ocr_pages(images: Iterable[tuple[int, bytes, int | None]], options: OcrOptio
     return [out[n] for n in sorted(out)]
 
 
-def image_pages(data: bytes) -> Iterator[tuple[int, bytes, int | None]]:
+def image_pages(data: bytes) -> list[tuple[int, bytes, int | None]]:
     """(page number, PNG bytes, dpi or None) of each frame of an image file: one for
     PNG and JPEG, one per page of a multi-page TIFF. Raises OcrFailed if Pillow
-    cannot decode it."""
-    from PIL import Image, ImageSequence, UnidentifiedImageError
+    cannot decode it (every frame is decoded here, before any OCR)."""
+    from PIL import Image, ImageSequence
 
+    pages = []
     try:
         image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise OcrFailed(f"not a readable image ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:120] if str(exc) else ''})") from exc
-    for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
-        dpi = frame.info.get("dpi")
-        # A PNG's pixels-per-metre rounds 300 dpi to 299.9994: whole dots are meant.
-        dpi = round(float(dpi[0])) if dpi and dpi[0] and float(dpi[0]) >= 50 else None
-        yield number, _png(frame), dpi
+        for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
+            dpi = frame.info.get("dpi")
+            # A PNG's pixels-per-metre rounds 300 dpi to 299.9994: whole dots are meant.
+            dpi = round(float(dpi[0])) if dpi and dpi[0] and float(dpi[0]) >= 50 else None
+            pages.append((number, _png(frame), dpi))
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, EOFError, struct.error ...
+        first = (str(exc).splitlines() or [""])[0][:120]
+        raise OcrFailed(f"not a readable image ({type(exc).__name__}: {first})") from exc
+    if not pages:
+        raise OcrFailed("not a readable image (no frames)")
+    return pages
 
 
 def _png(frame) -> bytes:
