@@ -158,16 +158,29 @@ class Watcher:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True, start_new_session=True, cwd=REPO)
         self.lines: queue.Queue = queue.Queue()
-        self.handed: dict[str, float] = {}  # path -> when its update line arrived
+        self.handed: dict[str, float] = {}  # path -> when its last update line arrived
+        self.events: list[tuple[float, dict]] = []  # every line, with when it arrived
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
             event, now = json.loads(line), time.monotonic()
+            self.events.append((now, event))
             if event["event"] == "update":
                 for path in event.get("changed", []):
                     self.handed[path] = now
             self.lines.put((now, event))
+
+    def line_for(self, path: str, since: float, limit: float = 60) -> tuple[float, dict]:
+        """The first update line after `since` that names `path` (waits for it)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            for when, event in list(self.events):
+                if when >= since and event["event"] == "update" and path in event.get(
+                        "changed", ()):
+                    return when, event
+            time.sleep(0.02)
+        raise RuntimeError(f"no update line for {path}")
 
     def wait_for(self, kind: str, limit: float = 900) -> dict:
         deadline = time.monotonic() + limit
@@ -242,7 +255,7 @@ def end_to_end(label: str, folder: Path, store_path: Path, args) -> dict:
         log(f"[{label}] ready after {first_sync:.1f} s")
         time.sleep(3.0)  # the background warm-up (tokenizer, embedders)
         store = ragmini.open(store_path)
-        to_line, to_search = [], []
+        to_line, to_search, update_s, method_s = [], [], [], {}
         notes = folder / "bench-notes"
         notes.mkdir(exist_ok=True)
         for i in range(args.edits):
@@ -253,8 +266,11 @@ def end_to_end(label: str, folder: Path, store_path: Path, args) -> dict:
                 handle.write(f"\n\n{_paragraph(i)} {word}\n")
             closed = time.monotonic()
             to_search.append(_searchable(store, word, closed))
-            line_at = watcher.handed.get(str(path.resolve()), closed)
-            to_line.append(max(0.0, line_at - closed))
+            line_at, line = watcher.line_for(str(path.resolve()), closed)
+            to_line.append(line_at - closed)
+            update_s.append(line["seconds"])
+            for method, figures in line["result"].get("methods", {}).items():
+                method_s.setdefault(method, []).append(figures["seconds"])
             time.sleep(0.5)
         log(f"[{label}] single edits: search p50 {percentile(to_search, 50):.2f} s, "
             f"p95 {percentile(to_search, 95):.2f} s")
@@ -262,6 +278,7 @@ def end_to_end(label: str, folder: Path, store_path: Path, args) -> dict:
         burst.mkdir(exist_ok=True)
         names = []
         first_write = time.monotonic()
+        seen_before = len(watcher.events)
         for i in range(args.burst):
             path = burst / f"b{i}.md"
             path.write_text(f"{_paragraph(i)} burstword{i}x\n")
@@ -282,6 +299,9 @@ def end_to_end(label: str, folder: Path, store_path: Path, args) -> dict:
         log(f"[{label}] idle CPU {idle:.3f}%")
         status = store.status()
         store.close()
+        burst_lines = [(round(when - last_close, 2), e) for when, e in
+                       watcher.events[seen_before:] if e["event"] != "update"
+                       or any("bench-burst" in p for p in e.get("changed", ()))]
     finally:
         watcher.stop()
     return {"first_sync_s": round(first_sync, 2),
@@ -289,9 +309,19 @@ def end_to_end(label: str, folder: Path, store_path: Path, args) -> dict:
             "methods": [m.method for m in status.methods],
             "single_edit_lag_to_update_line_s": _summary(to_line),
             "single_edit_lag_to_search_s": _summary(to_search),
+            "single_edit_update_seconds": _summary(update_s),
+            "single_edit_index_seconds_median": {m: round(percentile(v, 50), 3)
+                                                 for m, v in method_s.items()},
             "burst": {"files": args.burst, "write_s": round(last_close - first_write, 2),
                       "all_handed_over_after_last_close_s": round(handed_lag, 2),
-                      "last_file_searchable_after_last_close_s": round(search_lag, 2)},
+                      "last_file_searchable_after_last_close_s": round(search_lag, 2),
+                      "lines": [{"after_last_close_s": at, "event": e["event"],
+                                 "changed": len(e.get("changed", ())),
+                                 "removed": len(e.get("removed", ())),
+                                 "seconds": e.get("seconds"), "message": e.get("message"),
+                                 "index_seconds": {m: f["seconds"] for m, f in e.get(
+                                     "result", {}).get("methods", {}).items()}}
+                                for at, e in burst_lines]},
             "idle_cpu_percent": round(idle, 3)}
 
 

@@ -46,6 +46,7 @@ class Synced:
             out.update({k: body[k] for k in ("new", "changed", "unchanged", "chunks_added",
                                              "chunks_embedded", "chunks", "skipped", "notes")})
             out["pruned"] = body["removed"]  # stored documents whose file yields none now
+            out["methods"] = body["methods"]  # seconds each index took to catch up
         return out
 
 

@@ -167,13 +167,26 @@ def write_folder(directory: Path, method: str, generation: int,
 
 def commit_params(directory: Path, method: str, params) -> None:
     """Replace ``<method>.json`` with `params` (a dataclass naming its folder) in one
-    rename, the commit point; then delete the method's other folders."""
+    rename, the commit point; then delete the method's other folders but the one
+    just replaced (`_committed`)."""
     import shutil
 
+    spared = _committed(directory, method, "folder")
     write_params(directory, method, params)
     for old in directory.glob(f"{method}-g*"):
-        if old.name != params.folder:
+        if old.name not in (params.folder, spared):
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _committed(directory: Path, method: str, key: str) -> str | None:
+    """The folder or file `method`'s params name now, before a new commit. It is kept
+    through that commit: a search that read the params just before it is still
+    opening those files (`ragmini watch` commits while searches run), and would
+    otherwise find them gone. The one before is deleted, so two generations at most."""
+    try:
+        return json.loads((directory / f"{method}.json").read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def write_params(directory: Path, method: str, params) -> None:
@@ -243,9 +256,10 @@ def save_index(index, directory: Path, *, method: str, model: str, store_generat
         faiss_version=faiss.__version__,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+    spared = _committed(directory, method, "file")
     write_params(directory, method, params)
     for old in directory.glob(f"{method}-g*.faiss"):
-        if old.name != name:
+        if old.name not in (name, spared):
             old.unlink(missing_ok=True)
     return params
 

@@ -38,8 +38,15 @@ def test_resave_replaces_file_and_params_atomically(tmp_path):
     p2 = save_index(build_index(np.arange(7), _vectors(7)), tmp_path, method="m", model="x",
                     store_generation=2, chunking={})
     assert p1.file != p2.file
-    assert sorted(f.name for f in tmp_path.iterdir()) == sorted([p2.file, "m.json"])
     assert load_index(tmp_path, read_params(tmp_path, "m")).ntotal == 7
+    # the file replaced is kept through one more commit: a search that read the old
+    # params just before may still be opening it (`ragmini watch` commits while
+    # searches run); the one before is deleted
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted([p1.file, p2.file, "m.json"])
+    assert load_index(tmp_path, p1).ntotal == 5
+    p3 = save_index(build_index(np.arange(9), _vectors(9)), tmp_path, method="m", model="x",
+                    store_generation=3, chunking={})
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted([p2.file, p3.file, "m.json"])
 
 
 @pytest.mark.parametrize("damage,message", [
