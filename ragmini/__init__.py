@@ -24,7 +24,8 @@ _API = (
     "open", "Store", "evaluate", "evaluate_answers", "tune", "history", "build_dataset",
     "neighbors", "analogy", "similarity", "tokens", "generate",
     "SearchResult", "CompareResult", "Answer", "IngestResult", "Removal", "Reindexed",
-    "Status", "EvalReport", "EvalSweep", "AnswerEvalReport", "EvalHistory", "DatasetBuild",
+    "Methods", "Status", "EvalReport", "EvalSweep", "AnswerEvalReport", "EvalHistory",
+    "DatasetBuild",
     "Neighbors", "Analogy", "Similarity", "Tokens", "Generation", "CorpusMap",
     "RagminiError", "StoreError", "QueryError", "IndexStale", "ModelUnavailable",
 )
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
         Generation,
         IndexStale,
         IngestResult,
+        Methods,
         ModelUnavailable,
         Neighbors,
         QueryError,

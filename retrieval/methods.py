@@ -280,3 +280,15 @@ def unknown_words(methods: Iterable[str]) -> Callable[[str], list[str]] | None:
     if FIXED_VOCABULARY & set(index_parts(methods)):
         return MODELS.get("glove", _glove_packaged).unknown_words
     return None
+
+
+def index_generation(searcher: Searcher, store: Store) -> int:
+    """The store generation a searcher's index was built from: what its hits are.
+    Read from the index's own params, not as `store.generation - behind` after the
+    search (the store may have moved on in between, and that would name a newer
+    generation than the one that answered). A fusion: the older of its parts."""
+    parts = getattr(searcher, "parts", None)
+    if parts:
+        return min(index_generation(p, store) for p in parts)
+    built = getattr(getattr(searcher, "params", None), "store_generation", None)
+    return built if isinstance(built, int) else store.generation - searcher.behind

@@ -1,0 +1,102 @@
+"""Every default of the public API, in one place.
+
+The Python API's keyword defaults are these names, the CLI shows them in `--help`,
+the HTTP request models and `/api/methods` read them, and the page asks
+`/api/methods`: a default changed here changes everywhere, and nowhere else.
+The values themselves come from the stage that owns each idea (the method
+registry, the generator loader, the decoding settings), so there is one
+source for each.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from eval.answers import DEFAULT_GENERATORS as ANSWER_EVAL_GENERATORS  # noqa: F401 (re-export)
+from generation.answer import Sampling
+from generation.models import DEFAULT_GENERATOR
+from retrieval.methods import HELP as METHOD_HELP  # noqa: F401 (re-export)
+from retrieval.methods import (
+    DEFAULT_ENCODER,
+    DEFAULT_INGEST,
+    DEFAULT_METHOD,
+    ENCODERS,
+    FUSIONS,
+    INDEXED,
+    default_eval_methods,
+    names,
+)
+from retrieval.index import INDEX_TYPES
+
+# The store folder: `--store`, `ragmini.open(path)`; $RAGMINI_STORE overrides it.
+STORE = ".ragmini"
+STORE_ENV = "RAGMINI_STORE"
+
+METHOD = DEFAULT_METHOD  # what search and ask rank by
+SEARCH_K = 5             # chunks a search returns
+COMPARE_K = 10           # chunks per method in a comparison
+ASK_K = 3                # chunks an answer is written from
+# A comparison shows the dense default, bm25 and the default hybrid of the two: the
+# three rankings a reader can tell apart at a glance. Methods the store lacks drop out.
+COMPARE_METHODS = (DEFAULT_METHOD, "bm25", "hybrid")
+
+GENERATOR = DEFAULT_GENERATOR
+# The lab samples from a language model, whatever answers: the design's distilgpt2
+# (the packaged SmolLM2 stands in offline).
+LAB_GENERATOR = "distilgpt2"
+STRICT = True            # drop unsupported sentences; none left: answer extractively
+ABSTAIN = True           # decline when the retrieval evidence says there is no answer
+SAMPLING = Sampling()    # temperature 0 (greedy), top_p 1, top_k 0, 128 new tokens, ...
+
+INGEST_METHODS = DEFAULT_INGEST
+CHUNK_SIZE = 200         # MiniLM tokens
+OVERLAP = 30
+MAX_FILE_MB = 20.0
+EXTRACT_TIMEOUT = 60.0   # seconds to read one PDF, DOCX, EPUB or ODT file
+ENCODER = DEFAULT_ENCODER
+
+HISTORY_LIMIT = 20       # past eval runs listed
+
+
+def store_path(path: str | os.PathLike | None = None) -> Path:
+    """The store folder a front end opens: `path`, else $RAGMINI_STORE, else .ragmini."""
+    return Path(path if path is not None else os.environ.get(STORE_ENV, STORE))
+
+
+def compare_methods(indexed: Iterable[str]) -> list[str]:
+    """The methods a comparison shows by default on a store indexed with `indexed`:
+    COMPARE_METHODS that the store can answer (a fusion needs both parts); every
+    method it has, if none of those."""
+    have = set(indexed)
+    chosen = []
+    for m in COMPARE_METHODS:
+        parts = FUSIONS[m].parts if m in FUSIONS else (m,)
+        if set(parts) <= have:
+            chosen.append(m)
+    return chosen or default_eval_methods(have)
+
+
+def describe(indexed: Iterable[str]) -> dict:
+    """The methods and defaults, for a front end that lists them (the page, `/api/methods`)."""
+    have = list(indexed)
+    fusions = {name: {"parts": list(f.parts), "available": set(f.parts) <= set(have)}
+               for name, f in FUSIONS.items()}
+    return {
+        "methods": [m for m in INDEXED if m in have],
+        "all_methods": list(names()),
+        "fusions": fusions,
+        "defaults": {
+            "method": METHOD if METHOD in have else (have[0] if have else METHOD),
+            "search_k": SEARCH_K, "compare_k": COMPARE_K, "ask_k": ASK_K,
+            "compare_methods": compare_methods(have), "generator": GENERATOR,
+            "strict": STRICT, "abstain": ABSTAIN, "temperature": SAMPLING.temperature,
+            "top_p": SAMPLING.top_p, "top_k": SAMPLING.top_k,
+            "max_new_tokens": SAMPLING.max_new_tokens,
+            "no_repeat_ngram": SAMPLING.no_repeat_ngram,
+        },
+        "ingest": {"methods": list(INGEST_METHODS), "chunk_size": CHUNK_SIZE,
+                   "overlap": OVERLAP, "encoders": list(ENCODERS), "encoder": ENCODER,
+                   "index_types": list(INDEX_TYPES)},
+    }
