@@ -53,7 +53,7 @@ def dataset_store(dataset: Path, size: int, overlap: int) -> Path:
     from eval.beir import dataset_store_dir
     from ingest.chunk import ChunkConfig
     from ingest.store import Store
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
 
     path = dataset_store_dir(dataset, size, overlap)
     if not (path / "ragmini.db").is_file():

@@ -154,7 +154,7 @@ def features_for(store, questions: list[dict]) -> tuple[np.ndarray, list[dict]]:
 
 def build_store(path: Path, inputs: list[Path]):
     from ingest.store import Store
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
 
     store = Store.open(path, create=True)
     ingest_and_index(store, inputs, ["sbert", "bm25"], progress=False)

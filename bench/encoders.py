@@ -150,7 +150,7 @@ def bench_manpages(tmp: Path, split: str) -> tuple[dict, Path]:
     from eval.beir import dataset_store_dir, load_beir
     from ingest.chunk import ChunkConfig
     from ingest.store import Store
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
 
     torch_store = dataset_store_dir(MANPAGES, 200, 30)
     path = tmp / "manpages-default"

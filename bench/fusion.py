@@ -34,7 +34,7 @@ def main() -> None:
     from eval.tuning import objective, tune_fusion
     from ingest.chunk import ChunkConfig
     from ingest.store import Store
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
 
     sets = []
     for dataset in (args.manpages, args.faq):

@@ -250,7 +250,7 @@ def run_ingest(store: Path, source: Path, log: list) -> subprocess.Popen:
 
 def build_store(target: Path) -> None:
     from ingest.store import Store
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
 
     with Store.open(target, create=True) as store:
         ingest_and_index(store, [REPO / "corpus" / "docs"], ["glove", "bm25"], progress=False)

@@ -68,7 +68,7 @@ def bench_throughput(n_chunks: int, glove_chunks: int) -> dict:
     from ingest.store import Store
     from retrieval.contract import passage_text
     from retrieval.glove import GloveEmbedder, tokenize
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
     from retrieval.methods import sbert_encoder
 
     ensure_manpages()

@@ -116,7 +116,7 @@ def load(base: str, queries: list[str], clients: int, seconds: float, pid: int) 
 def main() -> None:
     from eval.queries import load_queries
     from ingest.store import Store
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
     from ragmini.server.process import running_server
 
     parser = argparse.ArgumentParser()

@@ -18,7 +18,7 @@ from eval.stats import DEFAULT_RESAMPLES
 from ingest.chunk import ChunkConfig
 from ingest.filters import parse_where
 from ingest.store import Store
-from retrieval.indexing import ingest_and_index
+from retrieval.ingesting import ingest_and_index
 from retrieval.methods import (
     DEFAULT_INGEST,
     DEFAULT_METHOD,

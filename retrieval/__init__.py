@@ -12,14 +12,8 @@ from retrieval.contract import (
     passage_text,
     search_one,
 )
-from retrieval.indexing import (
-    IngestResult,
-    ingest_and_index,
-    rebuild_index,
-    reindex,
-    update_index,
-    update_indexes,
-)
+from retrieval.indexing import rebuild_index, reindex, update_index, update_indexes
+from retrieval.ingesting import IngestResult, ingest_and_index, remove_and_index
 from retrieval.methods import get_embedder, get_method, names, open_searcher, parse_methods
 from retrieval.status import StoreStatus, check_store, repair
 
@@ -42,6 +36,7 @@ __all__ = [
     "parse_methods",
     "passage_text",
     "rebuild_index",
+    "remove_and_index",
     "reindex",
     "repair",
     "search_one",

@@ -44,6 +44,9 @@ class DenseMethod:
 
     name: str
     load_embedder: Callable[[Store], Embedder]  # loads the model: called only when needed
+    # Loads the same model from its package alone, with no store (the argument names
+    # the sbert encoder): what a Ray worker can load. None: fitted on the store.
+    portable: Callable[[str | None], Embedder] | None = None
 
     def index_type(self, store: Store) -> str:
         """The FAISS index type chosen for this method (flat unless `--index` said otherwise)."""

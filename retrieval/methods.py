@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -81,15 +82,12 @@ def sbert_encoder(encoder: str = DEFAULT_ENCODER) -> Embedder:
     return MODELS.get(f"sbert:{encoder}", lambda: OnnxMiniLM.packaged(encoder))
 
 
-def portable_embedder(method: str, encoder: str | None = None) -> Embedder:
-    """The embedder of `method` as loaded from its package alone, with no store
-    (glove; sbert run by `encoder`): what a Ray worker can load."""
-    if method == "glove":
-        return MODELS.get("glove", _glove_packaged)
-    if method == "sbert":
-        return sbert_encoder(encoder or DEFAULT_ENCODER)
-    raise QueryError(f"'{method}' is fitted on the store; only glove and sbert load alone",
-                     param="method")
+def _glove_portable(encoder: str | None = None) -> Embedder:
+    return MODELS.get("glove", _glove_packaged)
+
+
+def _sbert_portable(encoder: str | None = None) -> Embedder:
+    return sbert_encoder(encoder or DEFAULT_ENCODER)
 
 
 def store_encoder(store: Store) -> str | None:
@@ -118,9 +116,9 @@ def encoder_note(store: Store) -> str | None:
 
 # Methods with an index of their own, in the order they are listed to users.
 INDEXED: dict[str, Callable[[], Method]] = {
-    "glove": lambda: DenseMethod("glove", _glove),
+    "glove": lambda: DenseMethod("glove", _glove, portable=_glove_portable),
     "glove-sif": lambda: DenseMethod("glove-sif", _glove_sif),
-    "sbert": lambda: DenseMethod("sbert", _sbert),
+    "sbert": lambda: DenseMethod("sbert", _sbert, portable=_sbert_portable),
     "bm25": Bm25Method,
     "tfidf": TfidfMethod,
     "w2v": lambda: DenseMethod("w2v", _w2v),
@@ -225,6 +223,33 @@ def index_parts(methods: Iterable[str]) -> list[str]:
         fusion = parse_fusion(m)
         out.extend(fusion[1] if fusion else (check_method(m),))
     return list(dict.fromkeys(out))
+
+
+def portable_embedder(method: str, encoder: str | None = None) -> Embedder:
+    """The embedder of `method` as loaded from its package alone, with no store (sbert
+    run by `encoder`): what a Ray worker can load."""
+    found = get_method(method)
+    if not isinstance(found, DenseMethod) or found.portable is None:
+        raise QueryError(f"'{method}' is fitted on the store (or has no embedder); only "
+                         f"{', '.join(portable_methods(INDEXED))} load alone", param="method")
+    return found.portable(encoder)
+
+
+def portable_methods(methods: Iterable[str]) -> list[str]:
+    """Those of `methods` whose embedder loads from its package alone."""
+    out = []
+    for m in methods:
+        found = get_method(m)
+        if isinstance(found, DenseMethod) and found.portable is not None:
+            out.append(m)
+    return out
+
+
+def portable_loaders(methods: Iterable[str], encoder: str | None = None
+                     ) -> dict[str, Callable[[], Embedder]]:
+    """{method: a picklable function that loads its embedder} for those of `methods`
+    that load alone: what the Ray engine ships to its workers."""
+    return {m: partial(portable_embedder, m, encoder) for m in portable_methods(methods)}
 
 
 def get_embedder(method: str, store: Store) -> Embedder:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # types only: none of these is imported at run time until use
     from ingest.filters import Where
     from ingest.pipeline import IngestReport
     from retrieval.contract import Hit, MethodReport, MethodStatus
-    from retrieval.indexing import IngestResult as IndexingResult
+    from retrieval.ingesting import IngestResult as IndexingResult
     from retrieval.status import StoreStatus
 
 PathLike = Union[str, os.PathLike]

@@ -330,7 +330,7 @@ class Store:
             41
         """
         from ingest.chunk import ChunkConfig
-        from retrieval.indexing import ingest_and_index
+        from retrieval.ingesting import ingest_and_index
         from retrieval.methods import parse_methods
 
         chosen = parse_methods(no_string(methods, "methods") if methods is not None
@@ -354,7 +354,7 @@ class Store:
         """Remove the documents of files (or everything under folders), which need not
         exist any more (`ragmini remove`). Indexes are rebuilt from stored vectors;
         no model loads."""
-        from retrieval.indexing import remove_and_index
+        from retrieval.ingesting import remove_and_index
 
         with errors():
             db = self._db()

@@ -715,7 +715,7 @@ def _routes(app: FastAPI, engine: Engine) -> None:  # noqa: C901 (one route each
     @app.delete("/api/documents/{doc_id}", tags=["documents"], response_model=None,
                 responses=_responses(DeleteOut, 404, 409, 422, 503, token=token))
     def delete(doc_id: Annotated[str, PathParam(max_length=1000)]) -> dict:
-        from retrieval.indexing import remove_and_index
+        from retrieval.ingesting import remove_and_index
 
         with engine.open_store() as store:
             sources = store.sources_of(doc_id)
@@ -816,7 +816,7 @@ def safe_name(name: str) -> str:
 
 def _upload(engine: Engine, files: list[UploadFile]) -> dict:
     from ingest.load import SUPPORTED_SUFFIXES
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
 
     limit = engine.settings.max_upload_bytes
     for f in files:  # all or nothing: an oversize file fails the request before any write
