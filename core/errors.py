@@ -33,3 +33,7 @@ class IndexStale(RagminiError):
 
 class QueryError(RagminiError):
     """A query cannot be answered as asked (empty, no known words, bad k)."""
+
+
+class NotFound(QueryError):
+    """The document, chunk or other item asked for by id is not in the store."""

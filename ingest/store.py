@@ -179,6 +179,23 @@ _CHUNK_ROW = ("SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.s
               "FROM chunks c JOIN documents d ON d.id = c.document ")
 
 
+def stitch(chunks: Sequence[ChunkRow]) -> str:
+    """A document's text rebuilt from its chunks (reading order): each chunk's text is
+    the document's characters start..end, so overlaps are dropped by offset and a gap
+    between two chunks (text no chunk kept) becomes a blank line."""
+    parts: list[str] = []
+    end = None
+    for c in chunks:
+        if end is None or c.start >= end:
+            if parts:
+                parts.append("\n\n")
+            parts.append(c.text)
+        elif c.end > end:
+            parts.append(c.text[end - c.start:])
+        end = c.end if end is None else max(end, c.end)
+    return "".join(parts)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -526,6 +543,45 @@ class Store:
                 return
             yield [ChunkRow(*r) for r in rows]
             last = rows[-1][0]
+
+    def document_chunks(self, source: str) -> list[ChunkRow]:
+        """The live chunks of the document stored from `source`, in reading order."""
+        rows = self.db.execute(_CHUNK_ROW + "WHERE d.source = ? AND d.deleted_gen IS NULL "
+                               "AND c.deleted_gen IS NULL ORDER BY c.position", [source])
+        return [ChunkRow(*r) for r in rows]
+
+    def chunk_context(self, chunk_id: int, neighbours: int = 1) -> tuple[ChunkRow, list[ChunkRow]] | None:
+        """A chunk and the chunks around it in its document (`neighbours` each side,
+        reading order, the chunk itself included); None if no such chunk exists."""
+        found = self.chunk_rows([chunk_id]).get(int(chunk_id))
+        if found is None:
+            return None
+        row = self.db.execute("SELECT document, position, deleted_gen FROM chunks WHERE id = ?",
+                              [int(chunk_id)]).fetchone()
+        document, position, deleted = row
+        live = "AND c.deleted_gen IS NULL " if deleted is None else ""
+        rows = self.db.execute(_CHUNK_ROW + f"WHERE c.document = ? {live}AND c.position BETWEEN "
+                               "? AND ? ORDER BY c.position",
+                               [document, position - neighbours, position + neighbours])
+        return found, [ChunkRow(*r) for r in rows]
+
+    def document_list(self, where=None, offset: int = 0, limit: int = 50
+                      ) -> tuple[int, list[dict]]:
+        """(matching live documents in all, one page of them, newest first, with their
+        chunk counts and `type`): `document_page` with a metadata filter."""
+        from ingest.filters import where_sql
+
+        clause, args = ("1", []) if where is None else where_sql(where, self.metadata_keys())
+        total = self.db.execute(f"SELECT count(*) FROM documents d WHERE d.deleted_gen IS NULL "
+                                f"AND {clause}", args).fetchone()[0]
+        rows = self.db.execute(
+            "SELECT d.doc_id, d.source, d.title, d.n_chars, d.ingested_at, count(c.id), "
+            "(SELECT m.value FROM doc_meta m WHERE m.document = d.id AND m.key = 'type') "
+            "FROM documents d LEFT JOIN chunks c ON c.document = d.id AND c.deleted_gen IS NULL "
+            f"WHERE d.deleted_gen IS NULL AND {clause} GROUP BY d.id ORDER BY d.id DESC "
+            "LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        keys = ("doc_id", "source", "title", "n_chars", "ingested_at", "chunks", "type")
+        return total, [dict(zip(keys, r)) for r in rows]
 
     # -- vectors -----------------------------------------------------------
 

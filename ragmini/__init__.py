@@ -25,9 +25,9 @@ _API = (
     "neighbors", "analogy", "similarity", "tokens", "generate",
     "SearchResult", "CompareResult", "Answer", "IngestResult", "Removal", "Reindexed",
     "Methods", "Status", "EvalReport", "EvalSweep", "AnswerEvalReport", "EvalHistory",
-    "DatasetBuild",
+    "DatasetBuild", "DocumentList", "DocumentText", "ChunkContext",
     "Neighbors", "Analogy", "Similarity", "Tokens", "Generation", "CorpusMap",
-    "RagminiError", "StoreError", "QueryError", "IndexStale", "ModelUnavailable",
+    "RagminiError", "StoreError", "QueryError", "NotFound", "IndexStale", "ModelUnavailable",
 )
 __all__ = ["__version__", *_API]
 
@@ -36,9 +36,12 @@ if TYPE_CHECKING:
         Analogy,
         Answer,
         AnswerEvalReport,
+        ChunkContext,
         CompareResult,
         CorpusMap,
         DatasetBuild,
+        DocumentList,
+        DocumentText,
         EvalHistory,
         EvalReport,
         EvalSweep,
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
         Methods,
         ModelUnavailable,
         Neighbors,
+        NotFound,
         QueryError,
         RagminiError,
         Reindexed,

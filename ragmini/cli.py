@@ -424,6 +424,31 @@ def serve(store, host, port, token, preload, max_upload_mb, cors_origin):
         app.state.engine.close()
 
 
+@cli.command()
+@_store_option
+@click.option("--allow-write", multiple=True, metavar="FOLDER",
+              type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Add `ingest` and `remove` tools that act only under FOLDER (repeatable). "
+                   "Without it every tool is read-only.")
+def mcp(store, allow_write):
+    """Serve the store to MCP clients (agents) over stdio.
+
+    Tools: search, get_document, get_chunk, list_documents, ask (a cited answer
+    with per-sentence support labels, or an abstention); the ragmini://status
+    resource. Register it in a client's configuration as the command
+    `ragmini mcp --store /path/to/store` (docs/mcp.md has the JSON). `ragmini serve`
+    serves the same tools over HTTP at /mcp.
+
+    \b
+    Example:
+      ragmini mcp --store .ragmini
+      ragmini mcp --store notes-store --allow-write ~/notes
+    """
+    from ragmini.mcp_server import run_stdio
+
+    run_stdio(Path(store), allow_write)
+
+
 @cli.group()
 def datasets() -> None:
     """Build benchmark datasets in BEIR layout for `ragmini eval --dataset`."""

@@ -13,15 +13,26 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from core.errors import IndexStale, ModelUnavailable, QueryError, RagminiError, StoreError
+from core.errors import (
+    IndexStale,
+    ModelUnavailable,
+    NotFound,
+    QueryError,
+    RagminiError,
+    StoreError,
+)
 
-__all__ = ["RagminiError", "StoreError", "QueryError", "IndexStale", "ModelUnavailable",
+__all__ = ["RagminiError", "StoreError", "QueryError", "NotFound", "IndexStale",
+           "ModelUnavailable",
            "error_code", "http_status", "errors", "no_string"]
 
 
 def http_status(exc: RagminiError) -> tuple[int, str]:
-    """(HTTP status, error code) of a library error: a bad request is 400, an index
-    that is missing or disagrees 409, a store or model that cannot be opened 503."""
+    """(HTTP status, error code) of a library error: a bad request is 400, an unknown
+    document or chunk 404, an index that is missing or disagrees 409, a store or
+    model that cannot be opened 503."""
+    if isinstance(exc, NotFound):
+        return 404, "not_found"
     if isinstance(exc, QueryError):
         return 400, "bad_request"
     if isinstance(exc, IndexStale):

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # types only: none of these is imported at run time until use
     from generation.prompt import Source
     from ingest.filters import Where
     from ingest.pipeline import IngestReport
+    from ingest.store import ChunkRow
     from retrieval.contract import Hit, MethodReport, MethodStatus
     from retrieval.ingesting import IngestResult as IndexingResult
     from retrieval.status import StoreStatus
@@ -240,6 +241,67 @@ class IngestResult:
                 "methods": {r.method: {"model": r.model, "embedded": r.embedded,
                                        "empty": r.empty, "vectors": r.n_vectors,
                                        "seconds": round(r.seconds, 3)} for r in self.methods}}
+
+
+@dataclass(frozen=True)
+class DocumentList:
+    """One page of the store's documents, newest first (`GET /api/documents`):
+    `total` matching, and per document doc_id, source, title, n_chars, ingested_at,
+    chunks and type."""
+
+    total: int
+    offset: int
+    limit: int
+    documents: tuple[dict, ...]
+    where: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"total": self.total, "offset": self.offset, "limit": self.limit,
+                "where": list(self.where), "documents": list(self.documents)}
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.documents)
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+
+@dataclass(frozen=True)
+class DocumentText:
+    """A stored document's text as ragmini read it (cleaned, extracted), rebuilt from
+    its chunks: all of it, or the chunks on `pages` of a PDF."""
+
+    doc_id: str
+    source: str
+    title: str
+    text: str
+    chunks: int
+    pages: tuple[int, int] | None = None  # the PDF pages the document (or the slice) spans
+    asked_pages: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict:
+        return {"doc_id": self.doc_id, "source": self.source, "title": self.title,
+                "pages": list(self.pages) if self.pages else None,
+                "asked_pages": list(self.asked_pages) if self.asked_pages else None,
+                "chunks": self.chunks, "text": self.text}
+
+
+@dataclass(frozen=True)
+class ChunkContext:
+    """A chunk and its neighbours in reading order (`chunk` is one of `around`)."""
+
+    chunk: ChunkRow
+    around: tuple[ChunkRow, ...]
+
+    def to_dict(self) -> dict:
+        def body(c: ChunkRow) -> dict:
+            return {"chunk_id": c.chunk_id, "position": c.position, "text": c.text,
+                    **c.location_fields()}
+
+        c = self.chunk
+        return {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "source": c.source,
+                "title": c.title, "position": c.position, **c.location_fields(),
+                "text": c.text, "around": [body(a) for a in self.around]}
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragmini.api import defaults as D
-from ragmini.api.errors import QueryError, RagminiError, StoreError, errors, no_string
+from ragmini.api.errors import (
+    NotFound,
+    QueryError,
+    RagminiError,
+    StoreError,
+    errors,
+    no_string,
+)
 from ragmini.api.records import (
     Answer,
     AnswerEvalReport,
+    ChunkContext,
     CompareResult,
     CorpusMap,
+    DocumentList,
+    DocumentText,
     EvalHistory,
     EvalReport,
     IngestResult,
@@ -277,6 +287,81 @@ class Store:
             if repair and not (report.consistent and report.up_to_date):
                 report, repaired = repair_store(db, progress=self.progress), True
         return Status(report, repaired)
+
+    def documents(self, where: Sequence[str] | str | None = None, *, limit: int = 50,
+                  offset: int = 0) -> DocumentList:
+        """One page of the store's documents, newest first, with their chunk counts
+        (`GET /api/documents`); `where` filters as in search."""
+        from ingest.filters import parse_where
+
+        if limit < 1 or offset < 0:
+            raise QueryError("limit must be at least 1 and offset at least 0", param="limit")
+        parsed = parse_where(where)
+        with errors():
+            total, page = self._db().document_list(parsed, offset, limit)
+        return DocumentList(total, offset, limit, tuple(page),
+                            tuple(parsed.to_list()) if parsed else ())
+
+    def _source_of(self, doc_id: str, source: str | None = None) -> str:
+        """The one live source of `doc_id` (or `source`, when several share the id)."""
+        with errors():
+            sources = self._db().sources_of(doc_id)
+        if source is not None:
+            if source not in sources:
+                raise NotFound(f"no document {doc_id!r} stored from {source!r}", param="source")
+            return source
+        if not sources:
+            raise NotFound(f"no document with id {doc_id!r}",
+                           param="doc_id")
+        if len(sources) > 1:
+            raise QueryError(f"{len(sources)} documents share the id {doc_id!r} (from "
+                             f"{', '.join(sources)}); name the one you mean by its source",
+                             param="doc_id")
+        return sources[0]
+
+    def document(self, doc_id: str, *, pages: Sequence[int] | None = None,
+                 source: str | None = None) -> DocumentText:
+        """A stored document's text as ragmini read it, rebuilt from its chunks; for a
+        PDF, `pages=(first, last)` keeps the chunks on those pages. `source` picks
+        one document when several share `doc_id`."""
+        from ingest.store import stitch
+
+        chosen = self._source_of(doc_id, source)
+        with errors():
+            chunks = self._db().document_chunks(chosen)
+        spans = [(c.page_start, c.page_end or c.page_start) for c in chunks
+                 if c.page_start is not None]
+        whole = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
+        asked = None
+        if pages is not None:
+            bounds = [int(p) for p in no_string(pages, "pages")]
+            if len(bounds) == 1:
+                bounds *= 2
+            if len(bounds) != 2 or bounds[0] < 1 or bounds[1] < bounds[0]:
+                raise QueryError("pages takes [first, last] (1-based, first <= last)",
+                                 param="pages")
+            if whole is None:
+                raise QueryError(f"{doc_id!r} has no pages (only PDFs and images do)",
+                                 param="pages")
+            asked = (bounds[0], bounds[1])
+            chunks = [c for c in chunks if c.page_start is not None and
+                      c.page_start <= asked[1] and (c.page_end or c.page_start) >= asked[0]]
+        first = chunks[0] if chunks else None
+        title = first.title if first else doc_id
+        return DocumentText(doc_id, chosen, title, stitch(chunks), len(chunks), whole, asked)
+
+    def chunk(self, chunk_id: int, neighbours: int = 1) -> ChunkContext:
+        """A chunk (by the id hits carry) and `neighbours` chunks each side of it in its
+        document: read around a hit."""
+        if not isinstance(chunk_id, int) or isinstance(chunk_id, bool):
+            raise QueryError("chunk_id takes a whole number", param="chunk_id")
+        if not 0 <= neighbours <= 20:
+            raise QueryError("neighbours must be between 0 and 20", param="neighbours")
+        with errors():
+            found = self._db().chunk_context(chunk_id, neighbours)
+        if found is None:
+            raise NotFound(f"no chunk with id {chunk_id}", param="chunk_id")
+        return ChunkContext(found[0], tuple(found[1]))
 
     def methods(self) -> Methods:
         """The methods this store has indexed, the fusions it can run, and the
