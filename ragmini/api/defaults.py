@@ -60,6 +60,17 @@ ENCODER = DEFAULT_ENCODER
 HISTORY_LIMIT = 20       # past eval runs listed
 
 
+def generators() -> list[str]:
+    """The generators this process offers by name, the default first (a picker, the
+    OpenAI-compatible `/v1/models`); nothing is loaded."""
+    from generation import models
+
+    listed = getattr(models, "available_generators", None)
+    if listed is not None:
+        return list(listed())
+    return list(dict.fromkeys([GENERATOR, "extractive", "smollm2", LAB_GENERATOR]))
+
+
 def store_path(path: str | os.PathLike | None = None) -> Path:
     """The store folder a front end opens: `path`, else $RAGMINI_STORE, else .ragmini."""
     return Path(path if path is not None else os.environ.get(STORE_ENV, STORE))

@@ -193,6 +193,16 @@ class Answer:
     def notes(self) -> list[str]:
         return self.record.notes
 
+    def to_markdown(self) -> str:
+        """The answer as a chat message: its text with [n] citations, then the numbered
+        sources (document, location, title); for an abstention, the closest sources."""
+        lines = [self.text.strip() or "(no answer)", ""]
+        lines.append("Closest sources:" if self.abstained else "Sources:")
+        for s in self.sources:
+            where = f" {s.chunk.location}" if s.chunk.location else ""
+            lines.append(f"[{s.n}] {s.doc_id}{where} - {s.title}")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict:
         from generation.ask import AskResult
 

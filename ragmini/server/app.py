@@ -533,6 +533,10 @@ def create_app(settings: Settings, preload: bool = False) -> FastAPI:
         return _error(500, "internal", "internal error; the server log has the details")
 
     _routes(app, engine)
+    import ragmini
+    from ragmini.server.openai_api import make_router
+
+    app.include_router(make_router(ragmini.open(settings.store)))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
