@@ -6,10 +6,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ragmini-installed
 STORE  ?= .ragmini
+# The benchmark datasets, built on first use (`make manpages faq`); the bench
+# scripts read them from here through bench/common.py.
+DATA   ?= $(CURDIR)/data
+BENCH_PY := RAGMINI_BENCH_DATA=$(DATA) $(BIN)/python -m
 
-.PHONY: setup demo test bench bench-quick bench-encoders bench-extract bench-backends clean \
-	chromium groff \
-	pandoc serve
+.PHONY: setup demo test clean chromium groff pandoc serve manpages faq \
+	bench bench-quick bench-run bench-encoders bench-extract bench-backends bench-baselines \
+	bench-filters bench-fusion bench-load bench-serve bench-calibrate-support \
+	bench-calibrate-abstain bench-docs
 
 setup: $(STAMP)
 
@@ -56,20 +61,56 @@ pandoc:
 test: setup chromium groff
 	$(BIN)/python -m pytest
 
+# The benchmark suite: one target per script (bench/README.md lists them, with
+# what each measures and how long it takes). Each writes bench/NAME_results.json;
+# `make bench-docs` then refills the figures of README.md and docs/ from them.
+manpages: setup   # the man-page benchmark (BEIR layout), about a minute
+	@test -f $(DATA)/manpages/corpus.jsonl || \
+		$(BIN)/ragmini datasets build manpages --out $(DATA)/manpages
+
+faq: setup   # the zsh and git FAQ answer set
+	@test -f $(DATA)/faq/corpus.jsonl || $(BIN)/ragmini datasets build faq --out $(DATA)/faq
+
 bench: setup   # full run, under 10 minutes; writes bench/results.json
-	$(BIN)/python bench/run.py
+	$(BENCH_PY) bench.run
+
+bench-run: bench
 
 bench-quick: setup   # smoke run, under 2 minutes, writes nothing
-	$(BIN)/python bench/run.py --quick
+	$(BENCH_PY) bench.run --quick
 
-bench-encoders: setup   # torch vs ONNX vs int8, and txtai on the man pages: about 40 minutes
-	$(BIN)/python bench/encoders.py --peer
+bench-encoders: setup manpages   # torch vs ONNX vs int8, and txtai on the man pages: about 40 minutes
+	$(BENCH_PY) bench.encoders --peer
 
-bench-extract: setup groff pandoc   # PDF/DOCX/EPUB/ODT extraction and the PDF-corpus eval: ~25 min
-	$(BIN)/python bench/extract.py
+bench-extract: setup groff pandoc manpages   # PDF/DOCX/EPUB/ODT extraction and the PDF-corpus eval: ~25 min
+	$(BENCH_PY) bench.extract
 
-bench-backends: setup   # Milvus Lite vs FAISS and Ray vs plain on the man pages: ~15 min
-	$(BIN)/python bench/backends.py
+bench-backends: setup manpages   # Milvus Lite vs FAISS and Ray vs plain on the man pages: ~15 min
+	$(BENCH_PY) bench.backends
+
+bench-baselines: setup manpages   # tfidf build, w2v training, GloVe's missing words on the man pages
+	$(BENCH_PY) bench.baselines --dataset $(DATA)/manpages --split dev
+
+bench-filters: setup manpages   # filtered search by selectivity on the man-page sbert vectors
+	$(BENCH_PY) bench.filters
+
+bench-fusion: setup manpages faq   # every fusion setting on three dev sets (needs $(STORE) from make demo)
+	$(BENCH_PY) bench.fusion --store $(STORE)
+
+bench-load: setup manpages   # 16 users on `ragmini serve` while the man pages are ingested: ~10 min
+	$(BENCH_PY) bench.load
+
+bench-serve: setup   # HTTP overhead and throughput on the bundled corpus: ~2 min
+	$(BENCH_PY) bench.serve
+
+bench-calibrate-support: setup   # refit the support score: generation/support_model.json
+	$(BENCH_PY) bench.calibrate_support
+
+bench-calibrate-abstain: setup faq   # refit the abstention model
+	$(BENCH_PY) bench.calibrate_abstain --faq $(DATA)/faq
+
+bench-docs: setup   # put the figures of bench/*.json into README.md and docs/
+	$(BENCH_PY) bench.docs
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

@@ -42,7 +42,7 @@ def render(question: str, sources: list[Source], tokenizer, chat: bool) -> str:
     if chat:
         # One user turn: sources, then the question with a short instruction.
         # The model keeps the system prompt it was tuned with. Of the layouts
-        # compared on SmolLM2-135M (README, "Answer quality"), this one stayed
+        # compared on SmolLM2-135M (docs/answers.md), this one stayed
         # closest to the sources; titles in the block or a custom system prompt
         # made it drift or emit runs of bracketed numbers.
         block = "\n\n".join(f"[{s.n}] {s.text}" for s in sources)

@@ -63,7 +63,7 @@ def _w2v_sif(store: Store) -> Embedder:
 
 # How new sbert vectors are made unless `ingest --encoder` says otherwise: MiniLM in
 # ONNX Runtime with int8 weights. bench/encoders.py measured it against the torch
-# encoder on the man-page chunks and test split (README "Encoders").
+# encoder on the man-page chunks and test split (docs/performance.md "Encoders").
 DEFAULT_ENCODER = ONNX_INT8
 
 
@@ -136,7 +136,7 @@ class Fusion:
 
 # The default hybrid: equal weights on z-scored scores, the setting whose worst margin
 # over the better part alone, across the dev sets of the man pages, the FAQ and the
-# bundled queries, is largest (bench/fusion.py; README "Fusion that does not lose").
+# bundled queries, is largest (bench/fusion.py; docs/evaluation.md "Fusion that does not lose").
 FUSIONS: dict[str, Fusion] = {
     "hybrid": Fusion(("bm25", "sbert"), FusionParams("convex", (0.5, 0.5), "zscore")),
     "hybrid-rrf": Fusion(("bm25", "sbert"), FusionParams("rrf", (1.0, 1.0)), tunable=False),

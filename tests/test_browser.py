@@ -3,7 +3,7 @@
 Chromium comes from `apt-get install chromium` (the Makefile's test setup does it);
 Playwright cannot download its own browser here. These tests never skip: without
 /usr/bin/chromium they fail and say how to install it. Screenshots go to
-$RAGMINI_SCREENSHOTS (docs/ for the README) or the test's temporary folder.
+$RAGMINI_SCREENSHOTS (docs/screens/ for docs/server.md) or the test's temporary folder.
 """
 
 from __future__ import annotations
