@@ -33,3 +33,12 @@ class IndexStale(RagminiError):
 
 class QueryError(RagminiError):
     """A query cannot be answered as asked (empty, no known words, bad k)."""
+
+
+class NotFound(RagminiError):
+    """No such thing in the store: a document id, a source, a document's file."""
+
+
+class Ambiguous(RagminiError):
+    """A name that several things answer to (a document id several sources share);
+    the message lists them and says how to pick one."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from ingest.chunk import Chunk, ChunkConfig, Chunker, load_tokenizer, locate
 from ingest.documents import EXTRACT_TIMEOUT_S
 from ingest.load import DEFAULT_MAX_BYTES, Document, Skipped, load_paths
-from ingest.paths import decode_source, stored_path
+from ingest.paths import decode_source, files_of, stored_path
 from ingest.store import Store
 from core.errors import RagminiError
 
@@ -51,6 +51,7 @@ def ingest_paths(
     progress: bool = True,
     extract_timeout: float = EXTRACT_TIMEOUT_S,
     split: Splitter | None = None,
+    id_root: Path | None = None,
 ) -> IngestReport:
     """Bring the store's documents and chunks up to date with `paths`.
 
@@ -59,6 +60,7 @@ def ingest_paths(
     under a given folder is gone are removed. Embedding is retrieval's job
     (`retrieval.update_indexes`), run after this. `split` chunks the documents
     (default `split_documents`, here; `retrieval.ray_engine` runs it on Ray).
+    `id_root`: files given alone under it get ids relative to it (`load.discover`).
     """
     stored_config = store.chunk_config()
     wanted = asdict(config)
@@ -71,7 +73,7 @@ def ingest_paths(
 
     report = IngestReport()
     loaded = load_paths(paths, max_bytes=max_bytes, follow_links=follow_links, progress=progress,
-                        extract_timeout=extract_timeout)
+                        extract_timeout=extract_timeout, id_root=id_root)
     report.skipped.extend(loaded.skipped)
     stored = store.documents()
 
@@ -131,13 +133,6 @@ def split_documents(documents: list[Document], config: ChunkConfig, progress: bo
         yield locate(chunker.split(doc.text), doc.locations, doc.location_kind)
 
 
-def _files_of(source: str) -> list[str]:
-    """The stored files `source` may come from, longest first: itself, or the part
-    before a "#" (feed items and jsonl lines are "path#id", and a file name may
-    hold "#" too)."""
-    return [source] + [source[:i] for i in range(len(source) - 1, 0, -1) if source[i] == "#"]
-
-
 def _under(file: str, targets: list[str], exact: bool = False) -> bool:
     """Is `file` inside one of the folders `targets` (or, with exact, one of them)?"""
     return any((exact and file == t) or file.startswith(t.rstrip("/") + "/") for t in targets)
@@ -150,7 +145,7 @@ def _prunable(stored, paths: list[Path], seen_files: set[str], seen_sources: set
     for source in stored:
         if source in seen_sources or not _under(source, roots):
             continue
-        files = _files_of(source)
+        files = files_of(source)
         # A file we could read but that yields no document today (emptied, say)
         # is pruned too; a file we could not read at all is kept.
         if any(f in seen_files for f in files) or not any(
