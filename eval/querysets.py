@@ -28,12 +28,8 @@ class QuerySetChoice:
     label: str  # for people: "bundled corpus/queries.jsonl", "manpages (dev)"
     kind: str  # bundled | beir
     path: str  # the query file, or the BEIR folder
+    dataset: str  # how eval history names it, as `ragmini eval` does
     split: str | None = None
-
-    @property
-    def dataset(self) -> str:
-        """How eval history names it (as `ragmini eval` does)."""
-        return Path(self.path).name if self.kind == "beir" else self.path
 
     def load(self) -> QuerySet:
         if self.kind == "beir":
@@ -50,7 +46,7 @@ def bundled() -> QuerySetChoice:
     from eval.runs import DEFAULT_QUERIES, default_queries
 
     return QuerySetChoice(DEFAULT_QUERY_SET, f"bundled {DEFAULT_QUERIES}", "bundled",
-                          str(default_queries()))
+                          str(default_queries()), DEFAULT_QUERIES)
 
 
 def beir_folders(store: Store) -> list[Path]:
@@ -75,7 +71,8 @@ def known_query_sets(store: Store) -> list[QuerySetChoice]:
         splits = sorted((p.stem for p in (folder / "qrels").glob("*.tsv")),
                         key=lambda s: (s != "dev", s))
         choices += [QuerySetChoice(f"{_BEIR_PREFIX}{os.fspath(folder)}:{split}",
-                                   f"{folder.name} ({split})", "beir", os.fspath(folder), split)
+                                   f"{folder.name} ({split})", "beir", os.fspath(folder),
+                                   folder.name, split)
                     for split in splits]
     return choices
 

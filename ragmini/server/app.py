@@ -384,6 +384,7 @@ class QuerySetOut(BaseModel):
     label: str
     kind: Literal["bundled", "beir"]
     path: str
+    dataset: str = Field(description="how eval history names it")
     split: str | None
 
 
