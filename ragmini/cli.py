@@ -139,7 +139,8 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vect
     chunks_embedded = max((r.embedded for r in indexed), default=0)
     by = [r.method for r in indexed if r.embedded]
     click.echo(f"{report.new} new, {report.changed} changed, {report.removed} removed, "
-               f"{report.unchanged} unchanged; {chunks_embedded} chunks embedded"
+               f"{report.unchanged} unchanged; {chunks_embedded} "
+               f"chunk{'' if chunks_embedded == 1 else 's'} embedded"
                + (f" (by {', '.join(by)})" if len(by) > 1 else ""))
     for r in indexed:
         empty = f", {r.empty} chunks with no known word left out" if r.empty else ""

@@ -76,6 +76,7 @@ def context(browser, site):
 def page(context, site):
     page = context.new_page()
     page.goto(site)
+    expect(page.locator("#store-line")).to_contain_text(" documents")  # the page has started
     yield page
 
 

@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})  # none: typed, bookmarked
 LOOPBACK_NAMES = ("localhost",)
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")  # as the 421 message lists them
 # Served without the token: the page asks for it, and /healthz is for supervisors.
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/docs", "/openapi.json", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/", "/swagger/")
@@ -97,6 +98,8 @@ class Guard:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
+        if scope["type"] == "http":
+            send = _with_security_headers(send)
         refusal = self.refusal(scope, headers)
         if refusal is not None:
             if scope["type"] == "websocket":
@@ -107,7 +110,6 @@ class Guard:
             if not length.isdigit():  # a chunked body: count it as it arrives
                 cap = self.cap(scope["path"])
                 receive = _capped(receive, cap, _too_large(cap))
-            send = _with_security_headers(send)
         return await self.app(scope, receive, send)
 
     def cap(self, path: str) -> int:
@@ -118,18 +120,19 @@ class Guard:
         host = headers.get(b"host", b"").decode("latin-1")
         name = host_name(host)
         if host and not (is_loopback(name) or name in self.hosts):
+            known = dict.fromkeys([*LOOPBACK_HOSTS, *sorted(self.hosts)])
             return error_response(421, "host_not_allowed", (
                 f"this server does not answer for the host {name!r} (a guard against DNS "
-                f"rebinding); it answers for localhost and {', '.join(sorted(self.hosts))}. "
-                f"Start it with --allow-host {name} to add that name"))
+                f"rebinding); it answers for {', '.join(known)}. Start it with --allow-host "
+                f"{name} to add that name"))
         method = scope.get("method", "GET")
         if scope["type"] == "websocket" or method not in SAFE_METHODS:
             site = self.cross_site(host, headers)
             if site:
                 return error_response(403, "cross_site", (
-                    f"refused: a page of another site ({site}) may not change this store. "
-                    "Use the server's own page, or a client that sends no Origin (curl, "
-                    "Python)"))
+                    f"refused: this {method} comes from a page of another site ({site}); "
+                    "only this server's own page may send it (clients that send no Origin, "
+                    "such as curl or Python, are not affected)"))
         if scope["type"] == "http":
             length = headers.get(b"content-length", b"")
             cap = self.cap(scope["path"])
@@ -205,8 +208,9 @@ def _json_400(self, msg: str) -> None:
     """uvicorn's 400 for a request it cannot parse (a request line or header over
     its parser's limit, bytes that are not HTTP), in the one error shape."""
     body = json.dumps({"error": {"code": "bad_request", "message": (
-        "the request could not be read as HTTP: a request line or header too long "
-        "(put long queries in a POST body) or malformed")}}).encode()
+        "the request could not be read as HTTP: a request line or header over the "
+        "server's limit (a query takes at most 2000 characters), or not HTTP at all")}}
+    ).encode()
     head = [b"HTTP/1.1 400 Bad Request\r\n"]
     head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
     head += [b"content-type: application/json\r\n",
