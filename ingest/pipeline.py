@@ -11,7 +11,8 @@ from pathlib import Path
 from ingest.chunk import Chunk, ChunkConfig, Chunker, load_tokenizer, locate
 from ingest.documents import EXTRACT_TIMEOUT_S
 from ingest.load import DEFAULT_MAX_BYTES, Document, Skipped, load_paths
-from ingest.paths import decode_source, files_of, stored_path
+from ingest.paths import decode_source, stored_path
+from ingest.paths import files_of as _files_of  # (tests import it from here)
 from ingest.store import Store
 from core.errors import RagminiError
 
@@ -145,7 +146,7 @@ def _prunable(stored, paths: list[Path], seen_files: set[str], seen_sources: set
     for source in stored:
         if source in seen_sources or not _under(source, roots):
             continue
-        files = files_of(source)
+        files = _files_of(source)
         # A file we could read but that yields no document today (emptied, say)
         # is pruned too; a file we could not read at all is kept.
         if any(f in seen_files for f in files) or not any(

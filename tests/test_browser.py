@@ -109,12 +109,25 @@ def test_search(page, tmp_path):
     _shot(page, "search.png", tmp_path)
 
 
+def test_messages_speak_the_page_s_language(page):
+    """No CLI flag in a filter error; `code` in a message is shown as code."""
+    page.fill("#search-q", "ranking")
+    page.fill("#search-where", "type")
+    page.press("#search-q", "Enter")
+    state = page.locator("#search-state.error")
+    expect(state).to_contain_text("cannot read filter 'type'")
+    assert "--where" not in state.inner_text() and "e.g. type=md" in state.inner_text()
+    page.evaluate("setState('search', 'run `ragmini status --repair` first', true)")
+    assert page.locator("#search-state code").inner_text() == "ragmini status --repair"
+
+
 def test_the_page_offers_what_the_store_has(page, site):
     """Methods, fusions, generators and defaults come from /api/methods."""
     body = _methods(site)
     available = [f["name"] for f in body["fusions"] if f["available"]]
-    expect(page.locator("#search-method option")).to_have_count(len(body["methods"]) + len(available))
-    assert page.locator("#search-method option").all_inner_texts() == body["methods"] + available
+    options = page.locator("#search-method option")
+    expect(options).to_have_count(len(body["methods"]) + len(available))
+    assert options.all_inner_texts() == body["methods"] + available
     assert page.input_value("#search-method") == body["defaults"]["method"]
     assert page.input_value("#search-k") == str(body["defaults"]["k"])
     assert page.input_value("#ask-generator") == body["defaults"]["generator"]
@@ -150,7 +163,8 @@ def test_compare_has_a_picker_and_fits_at_1280(page, site, tmp_path):
             "document.documentElement.scrollWidth <= document.documentElement.clientWidth")
 
     assert one_row()
-    shared = page.locator(f'.column[data-method="{defaults[0]}"] .card').first.get_attribute("data-chunk")
+    first = page.locator(f'.column[data-method="{defaults[0]}"] .card').first
+    shared = first.get_attribute("data-chunk")
     page.locator(f'.column[data-method="{defaults[0]}"] .card[data-chunk="{shared}"]').hover()
     assert page.locator(f'.card.lit[data-chunk="{shared}"]').count() >= 2
     _shot(page, "compare.png", tmp_path)
@@ -460,7 +474,8 @@ def _snapshot(site: str, store: Path) -> tuple:
     """The store as a user sees it: every document, and the files of uploads/."""
     docs = httpx.get(f"{site}/api/documents", params={"limit": 500}, timeout=60).json()
     uploads = store / "uploads"
-    files = sorted((p.name, p.stat().st_size) for p in uploads.iterdir()) if uploads.exists() else []
+    files = sorted((p.name, p.stat().st_size) for p in uploads.iterdir()) \
+        if uploads.exists() else []
     return docs["total"], sorted((d["doc_id"], d["source"], d["ingested_at"])
                                  for d in docs["documents"]), files
 

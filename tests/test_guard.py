@@ -51,7 +51,8 @@ def folder(tmp_path_factory, pdf) -> Path:
     (beir / "queries.jsonl").write_text(
         '{"_id": "q1", "text": "otters sleeping"}\n{"_id": "q2", "text": "bee dance"}\n')
     for split, (qid, doc) in {"dev": ("q1", "d1"), "test": ("q2", "d2")}.items():
-        (beir / "qrels" / f"{split}.tsv").write_text(f"query-id\tcorpus-id\tscore\n{qid}\t{doc}\t1\n")
+        (beir / "qrels" / f"{split}.tsv").write_text(
+            f"query-id\tcorpus-id\tscore\n{qid}\t{doc}\t1\n")
     return docs
 
 
@@ -87,7 +88,8 @@ def _documents(c: TestClient) -> int:
 
 
 WRITES = [
-    ("POST", "/api/documents", {"files": [("files", ("evil.md", b"# Evil\n\nplanted", "text/markdown"))]}),
+    ("POST", "/api/documents",
+     {"files": [("files", ("evil.md", b"# Evil\n\nplanted", "text/markdown"))]}),
     ("DELETE", "/api/documents/bm25.md", {}),
     ("POST", "/api/eval", {"json": {"methods": ["bm25"], "resamples": 100}}),
     ("POST", "/api/compare", {"json": {"q": "bm25", "methods": ["bm25"]}}),
@@ -112,8 +114,9 @@ def test_cross_site_writes_are_refused(store_copy, method, path, kwargs, headers
     _refused(with_token.request(method, path, headers=auth, **kwargs), 403, "cross_site")
 
 
-@pytest.mark.parametrize("headers", [{}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"},
-                                     {"Origin": BASE}, {"Origin": BASE, "Sec-Fetch-Site": "same-origin"}],
+@pytest.mark.parametrize("headers", [{}, {"Sec-Fetch-Site": "same-origin"},
+                                     {"Sec-Fetch-Site": "none"}, {"Origin": BASE},
+                                     {"Origin": BASE, "Sec-Fetch-Site": "same-origin"}],
                          ids=["no-browser", "same-origin", "typed", "own-origin", "both"])
 def test_the_page_and_plain_clients_may_write(store_copy, headers):
     c = client(store_copy)

@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
@@ -38,10 +39,10 @@ from core.errors import (
     RagminiError,
     StoreError,
 )
-from ragmini.server.guard import Guard
-from ragmini.server.guard import error_response as _error
 from generation.models import DEFAULT_GENERATOR
 from ingest.reading import MEDIA_TYPES
+from ragmini.server.guard import Guard
+from ragmini.server.guard import error_response as _error
 from retrieval.methods import (
     DEFAULT_INGEST,
     DEFAULT_METHOD,
@@ -431,7 +432,7 @@ _ERRORS = {
 def _responses(ok: type[BaseModel] | None, *errors: int, token: bool = False,
                write: bool = False, ok_status: int = 200, **ok_extra) -> dict:
     """`responses=` for a route: its success body and its error codes, in the one
-    error shape (`write`: it changes the store, so a cross-site browser gets 403)."""
+    error shape (`write`: not a GET, so a browser on another site gets 403)."""
     out: dict = {}
     if ok is not None:
         out[ok_status] = {"model": ok, **ok_extra}
@@ -515,7 +516,7 @@ class Engine:
                     get_embedder(method, store)
                 except QueryError:
                     pass  # bm25 and the like have no model
-        self.generator("distilgpt2")
+        self.generator(DEFAULT_GENERATOR)
 
     def close(self) -> None:
         if self._jobs_dir is not None:
@@ -811,7 +812,8 @@ def _routes(app: FastAPI, engine: Engine) -> None:  # noqa: C901 (one route each
         with engine.open_store() as store:
             opened = open_document_file(store, doc_id, source)
         return StreamingResponse(opened.blocks(), media_type=opened.media_type,
-                                 headers=_file_headers(opened))
+                                 headers=_file_headers(opened),
+                                 background=BackgroundTask(opened.close))  # if cut short
 
     @app.get("/api/documents/{doc_id:path}/text", tags=["documents"], response_model=None,
              responses=_responses(DocumentTextOut, 404, 409, 422, 503, token=token))
