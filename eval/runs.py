@@ -68,20 +68,28 @@ def parse_cutoffs(value: str) -> tuple[int, ...]:
 def evaluate_store(store_path: Path, queries_path: Path | None = None,
                    ks: Sequence[int] | None = None, methods: Sequence[str] | None = None,
                    seed: int = 0, resamples: int = DEFAULT_RESAMPLES,
-                   where: Sequence[str] | None = None) -> EvalRun:
+                   where: Sequence[str] | None = None, query_set: str | None = None) -> EvalRun:
     """Every method of the store (or `methods`) on its labelled queries, recorded
-    in the store's history. `where`: evaluate on the slice a metadata filter keeps."""
-    query_set = load_queries(queries_path or default_queries())
+    in the store's history. `where`: evaluate on the slice a metadata filter keeps.
+    `query_set`: an id of eval.querysets (a BEIR split whose corpus the store
+    holds) instead of the query file `queries_path`."""
     with Store.open(store_path) as store:
+        if query_set is not None:
+            from eval.querysets import find_query_set
+
+            choice = find_query_set(store, query_set)
+            queries, dataset, split = choice.load(), choice.dataset, choice.split or ""
+        else:
+            queries = load_queries(queries_path or default_queries())
+            dataset, split = str(queries_path or DEFAULT_QUERIES), ""
         chosen = (parse_methods(methods) if methods
                   else default_eval_methods(store.methods() or [DEFAULT_METHOD]))
-        result = evaluate_methods(store, query_set, chosen, ks=tuple(ks or STORE_KS), full=True,
-                                  seed=seed, resamples=resamples,
-                                  dataset=str(queries_path or DEFAULT_QUERIES),
+        result = evaluate_methods(store, queries, chosen, ks=tuple(ks or STORE_KS), full=True,
+                                  seed=seed, resamples=resamples, dataset=dataset, split=split,
                                   where=parse_where(where))
         with store.writer_lock():
             record_run(store, result)
-    return EvalRun(result, query_set, unknown_words(chosen))
+    return EvalRun(result, queries, unknown_words(chosen))
 
 
 def evaluate_dataset(dataset: Path, split: str = "test", ks: Sequence[int] | None = None,

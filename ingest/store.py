@@ -358,6 +358,12 @@ class Store:
                                "deleted_gen IS NULL ORDER BY source", [doc_id])
         return [r[0] for r in rows]
 
+    def document_chunks(self, source: str) -> list[ChunkRow]:
+        """The live chunks of the live document from `source`, in document order."""
+        rows = self.db.execute(_CHUNK_ROW + "WHERE d.source = ? AND d.deleted_gen IS NULL "
+                               "AND c.deleted_gen IS NULL ORDER BY c.position", [source])
+        return [ChunkRow(*r) for r in rows]
+
     def replace_documents(
         self,
         new: Sequence[tuple[object, str, Sequence[object]]],

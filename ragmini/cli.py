@@ -124,8 +124,13 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vect
         click.echo(f"skipped {path}: {reason}", err=True)
     for n in done.notes:
         click.echo(f"note: {n}", err=True)
+    # Chunks, not chunk x method vectors: each method embeds the same new chunks.
+    chunks_embedded = max((r.embedded for r in done.methods), default=0)
+    by = [r.method for r in done.methods if r.embedded]
     click.echo(f"{report.new} new, {report.changed} changed, {report.removed} removed, "
-               f"{report.unchanged} unchanged; {done.embedded} chunks embedded")
+               f"{report.unchanged} unchanged; {chunks_embedded} "
+               f"chunk{'' if chunks_embedded == 1 else 's'} embedded"
+               + (f" (by {', '.join(by)})" if len(by) > 1 else ""))
     for r in done.methods:
         empty = f", {r.empty} chunks with no known word left out" if r.empty else ""
         click.echo(f"  {r.method:<9} {r.n_vectors} vectors in {r.seconds:.1f}s{empty}")
@@ -390,20 +395,24 @@ def _print_status(report, repaired: bool) -> None:
 @click.option("--preload", is_flag=True, help="Load the models before the first request.")
 @click.option("--max-upload-mb", default=20.0, show_default=True, help="Largest upload a file.")
 @click.option("--cors-origin", default=None, help="Allow this browser origin (CORS is off).")
-def serve(store, host, port, token, preload, max_upload_mb, cors_origin):
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests for this Host name (repeatable; loopback names "
+                   "and the bound address are allowed, anything else is refused).")
+def serve(store, host, port, token, preload, max_upload_mb, cors_origin, allow_hosts):
     """Serve the HTTP API and the web page for the store.
 
     \b
     The page is at http://HOST:PORT/, the API under /api/, its docs at /docs.
     Example:
       ragmini serve --preload
-      RAGMINI_TOKEN=secret ragmini serve --host 0.0.0.0
+      RAGMINI_TOKEN=secret ragmini serve --host 0.0.0.0 --allow-host myhost.lan
     """
     import ipaddress
 
     import uvicorn
 
     from ragmini.server.app import Settings, create_app
+    from ragmini.server.guard import http_protocol
 
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -414,12 +423,13 @@ def serve(store, host, port, token, preload, max_upload_mb, cors_origin):
                            "it could read and change the store; pass --token (or set "
                            "RAGMINI_TOKEN), or bind 127.0.0.1")
     ragmini.open(store).methods()  # a missing store fails here, in one line
-    settings = Settings(Path(store), token or None, int(max_upload_mb * 2**20), cors_origin)
+    settings = Settings(Path(store), token or None, int(max_upload_mb * 2**20), cors_origin,
+                        host, tuple(allow_hosts))
     app = create_app(settings, preload=preload)
     click.echo(f"ragmini serving {store} on http://{host}:{port}/ (API docs at /docs; "
                "Ctrl-C stops)", err=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=http_protocol())
     finally:
         app.state.engine.close()
 

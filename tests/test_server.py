@@ -118,17 +118,20 @@ def test_upload_search_delete(server, served_store):
     body = HTTP.post(f"{server}/api/documents", files=files, timeout=120).json()
     by_status = {f["status"]: f for f in body["files"]}
     assert by_status["ingested"]["stored_as"] == "finches.md"
+    assert by_status["ingested"]["doc_id"] == "uploads/finches.md"  # ingest.identity's rule
     assert "not a type ingest reads" in by_status["rejected"]["reason"]
     assert (served_store / "uploads" / "finches.md").read_bytes() == note
     assert not list(served_store.parent.glob("**/evil"))
     hits = HTTP.get(f"{server}/api/search", params={"q": "zebra finch song tutor", "k": 1}).json()
-    assert hits["hits"][0]["doc_id"] == "finches.md"
+    assert hits["hits"][0]["doc_id"] == "uploads/finches.md"
     listing = HTTP.get(f"{server}/api/documents", params={"limit": 500}).json()
-    assert listing["total"] == 42 and "finches.md" in {d["doc_id"] for d in listing["documents"]}
-    gone = HTTP.delete(f"{server}/api/documents/finches.md", timeout=60).json()
+    assert listing["total"] == 42
+    assert "uploads/finches.md" in {d["doc_id"] for d in listing["documents"]}
+    gone = HTTP.delete(f"{server}/api/documents/uploads/finches.md", timeout=60).json()
     assert gone["documents"] == 41
+    assert not (served_store / "uploads" / "finches.md").exists()  # its file goes too
     hits = HTTP.get(f"{server}/api/search", params={"q": "zebra finch song tutor", "k": 3}).json()
-    assert "finches.md" not in {h["doc_id"] for h in hits["hits"]}
+    assert "uploads/finches.md" not in {h["doc_id"] for h in hits["hits"]}
 
 
 def test_oversize_upload_is_refused_and_loses_nothing(server):

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
-import os
-import re
 import shutil
 import tempfile
 import threading
@@ -27,12 +24,25 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, File, Path as PathParam, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import IndexStale, ModelUnavailable, QueryError, RagminiError, StoreError
+from core.errors import (
+    Ambiguous,
+    IndexStale,
+    ModelUnavailable,
+    NotFound,
+    QueryError,
+    RagminiError,
+    StoreError,
+)
+from generation.models import DEFAULT_GENERATOR
+from ingest.reading import MEDIA_TYPES
+from ragmini.server.guard import Guard
+from ragmini.server.guard import error_response as _error
 from retrieval.methods import (
     DEFAULT_INGEST,
     DEFAULT_METHOD,
@@ -45,10 +55,11 @@ STATIC = Path(__file__).with_name("static")
 MAX_QUERY_CHARS = 2000
 MAX_K = 100
 MAX_OFFSET = 2**31 - 1  # SQLite takes 64-bit integers; no store has this many documents
-UPLOAD_DIR = "uploads"
 # What ask may name over HTTP: the page's choices. Any other name would load another
 # model copy per name (an HF id, a server-side folder, or a SmolLM2 fallback each time).
 GENERATORS = ("distilgpt2", "smollm2", "extractive")
+GENERATOR_NOTES = {"distilgpt2": "SmolLM2 stands in offline", "smollm2": "SmolLM2-135M",
+                   "extractive": "no language model: the sources' own sentences"}
 
 
 def _method_pattern() -> str:
@@ -66,11 +77,11 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
 def _status_of(exc: RagminiError) -> tuple[int, str]:
+    if isinstance(exc, NotFound):
+        return 404, "not_found"
+    if isinstance(exc, Ambiguous):
+        return 409, "ambiguous"
     if isinstance(exc, QueryError):
         return 400, "bad_request"
     if isinstance(exc, IndexStale):
@@ -80,12 +91,23 @@ def _status_of(exc: RagminiError) -> tuple[int, str]:
     return 400, "bad_request"
 
 
+# The page: its own scripts, styles and images only; never framed by another site.
+PAGE_CSP = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# A stored HTML or XML file shown inline: no script, nothing loaded from anywhere.
+FILE_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
 # -- request bodies ----------------------------------------------------------
 
 Text = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
 # An eval job's id: 12 hex digits (uuid4), never "history", a route of its own. Any
 # other id is a 404 like an unknown one, so the pattern is documented, not enforced.
 JobId = Annotated[str, PathParam(json_schema_extra={"pattern": "^[0-9a-f]{12}$"})]
+# Which document, when several share an id: its source as hits and listings give it.
+SourceParam = Annotated[str | None, Query(max_length=4096, description=(
+    "the document's source (as hits and GET /api/documents give it), to choose among "
+    "documents that share the id"))]
 MethodName = Annotated[str, Field(max_length=100,
                                   json_schema_extra=lambda s: s.update(pattern=_method_pattern()))]
 
@@ -113,7 +135,7 @@ class AskBody(BaseModel):
     model_config = ConfigDict(strict=True)
 
     question: Text
-    generator: Literal[GENERATORS] = "distilgpt2"
+    generator: Literal[GENERATORS] = DEFAULT_GENERATOR
     method: MethodName = DEFAULT_METHOD
     k: int = Field(3, ge=1, le=20)
     temperature: float = Field(0.0, ge=0.0, le=5.0)
@@ -135,6 +157,9 @@ class EvalBody(BaseModel):
                                                                     max_length=8)
     resamples: int = Field(2000, ge=100, le=10_000)
     where: WhereList = Field(default_factory=list)
+    query_set: str | None = Field(None, max_length=2000, description=(
+        "the labelled queries to score: an id from GET /api/eval/query-sets (default: "
+        "the bundled corpus/queries.jsonl)"))
 
 
 # -- response bodies -----------------------------------------------------------
@@ -287,9 +312,15 @@ class DocumentsOut(BaseModel):
 
 
 class UploadFileOut(BaseModel):
-    file: str | None
-    status: Literal["ingested", "skipped", "rejected"]
-    stored_as: str | None = None
+    file: str | None = Field(description="the name the file was sent with")
+    status: Literal["ingested", "replaced", "unchanged", "skipped", "rejected"] = Field(
+        description="ingested: a new document; replaced: the earlier upload of this name "
+                    "is now this file (same doc_id); unchanged: the same bytes again; "
+                    "skipped: ingest could not read it (nothing kept); rejected: not a type "
+                    "ingest reads")
+    doc_id: str | None = Field(None, description="the document's id (`uploads/NAME`), what "
+                                                 "DELETE /api/documents/{doc_id} takes")
+    stored_as: str | None = Field(None, description="its file in the store's uploads/ folder")
     reason: str | None = None
 
 
@@ -300,8 +331,67 @@ class UploadOut(BaseModel):
 
 
 class DeleteOut(BaseModel):
-    removed: list[str]
+    removed: list[str] = Field(description="the source removed (always one)")
     documents: int
+
+
+class ChunkSpanOut(BaseModel):
+    chunk_id: int
+    position: int
+    start: int = Field(description="where the chunk starts in `text` (characters)")
+    end: int
+    pages: list[int] | None
+    section: str | None
+    location: str
+
+
+class DocumentTextOut(BaseModel):
+    doc_id: str
+    source: str
+    title: str
+    text: str = Field(description="the document's text as ingest stored it, rebuilt from "
+                                  "its chunks")
+    chunks: list[ChunkSpanOut]
+
+
+class FusionOut(BaseModel):
+    name: str
+    parts: list[str] = Field(description="the two methods it fuses by default")
+    available: bool = Field(description="both parts are indexed in this store")
+
+
+class GeneratorOut(BaseModel):
+    name: str
+    note: str
+
+
+class MethodDefaultsOut(BaseModel):
+    method: str
+    k: int
+    compare: list[str]
+    generator: str
+
+
+class MethodsOut(BaseModel):
+    methods: list[str] = Field(description="the methods indexed in this store, in the "
+                                           "registry's order")
+    fusions: list[FusionOut]
+    defaults: MethodDefaultsOut
+    generators: list[GeneratorOut]
+
+
+class QuerySetOut(BaseModel):
+    id: str
+    label: str
+    kind: Literal["bundled", "beir"]
+    path: str
+    dataset: str = Field(description="how eval history names it")
+    split: str | None
+
+
+class QuerySetsOut(BaseModel):
+    default: str
+    query_sets: list[QuerySetOut]
 
 
 class EvalStartedOut(BaseModel):
@@ -327,9 +417,11 @@ _ERRORS = {
     400: "the request cannot be answered as asked: an empty query, an unknown method, "
          "no word the method knows; or a body that cannot be parsed at all",
     401: "the server runs with a token and the request did not carry it",
-    404: "no such document, eval job or plot",
+    403: "a browser sent this request from a page of another site (its Origin or "
+         "Sec-Fetch-Site says so): only the server's own page may send it",
+    404: "no such document, document file, eval job or plot",
     409: "the method has no index, or its index disagrees with the store; or an eval "
-         "is already running",
+         "is already running; or several documents share the id and no source was given",
     413: "the body is over the server's limit",
     422: "a parameter or body field is missing, malformed or out of range (the message "
          "names it)",
@@ -338,13 +430,13 @@ _ERRORS = {
 
 
 def _responses(ok: type[BaseModel] | None, *errors: int, token: bool = False,
-               ok_status: int = 200, **ok_extra) -> dict:
+               write: bool = False, ok_status: int = 200, **ok_extra) -> dict:
     """`responses=` for a route: its success body and its error codes, in the one
-    error shape."""
+    error shape (`write`: not a GET, so a browser on another site gets 403)."""
     out: dict = {}
     if ok is not None:
         out[ok_status] = {"model": ok, **ok_extra}
-    for status in (*errors, *((401,) if token else ())):
+    for status in (*errors, *((401,) if token else ()), *((403,) if write else ())):
         out[status] = {"model": ErrorBody, "description": _ERRORS[status]}
     return out
 
@@ -367,6 +459,8 @@ class Settings:
     token: str | None = None
     max_upload_bytes: int = 20 * 2**20
     cors_origin: str | None = None
+    host: str = "127.0.0.1"  # the bound address: a Host name the server answers for
+    allow_hosts: tuple[str, ...] = ()  # more such names (serve --allow-host)
 
 
 class Engine:
@@ -381,6 +475,9 @@ class Engine:
         self.jobs: dict[str, EvalJob] = {}
         self.jobs_lock = threading.Lock()
         self._jobs_dir: Path | None = None
+        # Uploads pick their file names before ingest takes the store's writer lock:
+        # two at once could pick the same name.
+        self.uploads_lock = threading.Lock()
 
     @property
     def jobs_dir(self) -> Path:
@@ -419,7 +516,7 @@ class Engine:
                     get_embedder(method, store)
                 except QueryError:
                     pass  # bm25 and the like have no model
-        self.generator("distilgpt2")
+        self.generator(DEFAULT_GENERATOR)
 
     def close(self) -> None:
         if self._jobs_dir is not None:
@@ -427,54 +524,6 @@ class Engine:
 
 
 # -- the app -------------------------------------------------------------------
-
-class Guard:
-    """Body size cap and the bearer token, before any route runs. Plain ASGI: a
-    BaseHTTPMiddleware costs about a millisecond a request."""
-
-    def __init__(self, app, settings: Settings):
-        self.app, self.settings = app, settings
-        self.expected = f"Bearer {settings.token}".encode() if settings.token else None
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        path = scope["path"]
-        headers = dict(scope["headers"])
-        # JSON bodies are small; an upload may carry up to 8 files at the limit.
-        cap = (self.settings.max_upload_bytes * 8 + 2**20 if path == "/api/documents"
-               else 2**20)
-        length = headers.get(b"content-length", b"")
-        too_large = f"the request body is over {cap / 2**20:g} MB"
-        if length.isdigit() and int(length) > cap:
-            return await _error(413, "too_large", too_large)(scope, receive, send)
-        if self.expected and path.startswith("/api/") and not hmac.compare_digest(
-                headers.get(b"authorization", b""), self.expected):
-            response = _error(401, "unauthorized", "this server needs `Authorization: "
-                                                   "Bearer <token>`")
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return await response(scope, receive, send)
-        if not length.isdigit():  # a chunked body: count it as it arrives
-            receive = _capped(receive, cap, too_large)
-        return await self.app(scope, receive, send)
-
-
-def _capped(receive, cap: int, message: str):
-    """`receive` that stops a body without a Content-Length at `cap` bytes (the
-    route's body reading turns the HTTPException into the usual 413)."""
-    seen = 0
-
-    async def wrapped():
-        nonlocal seen
-        event = await receive()
-        if event["type"] == "http.request":
-            seen += len(event.get("body", b""))
-            if seen > cap:
-                raise StarletteHTTPException(413, message)
-        return event
-
-    return wrapped
-
 
 def create_app(settings: Settings, preload: bool = False) -> FastAPI:
     engine = Engine(settings)
@@ -500,7 +549,10 @@ def create_app(settings: Settings, preload: bool = False) -> FastAPI:
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
 
-    app.add_middleware(Guard, settings=settings)
+    # Outermost, around the whole app: every route and mount meets it (ragmini/server/guard.py).
+    app.add_middleware(Guard, bound=settings.host, allow_hosts=settings.allow_hosts,
+                       origins=[settings.cors_origin] if settings.cors_origin else [],
+                       token=settings.token, max_upload_bytes=settings.max_upload_bytes)
 
     @app.exception_handler(RagminiError)
     async def ragmini_error(request: Request, exc: RagminiError):
@@ -599,16 +651,19 @@ def _routes(app: FastAPI, engine: Engine) -> None:  # noqa: C901 (one route each
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+        # Nothing but this server's own files runs or loads in the page.
+        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_CSP})
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         from fastapi.openapi.docs import get_swagger_ui_html
 
+        # validatorUrl None: Swagger UI would otherwise send the schema to swagger.io.
         return get_swagger_ui_html(openapi_url="/openapi.json", title="ragmini API",
                                    swagger_js_url="/swagger/swagger-ui-bundle.js",
                                    swagger_css_url="/swagger/swagger-ui.css",
-                                   swagger_favicon_url="/static/favicon.svg")
+                                   swagger_favicon_url="/static/favicon.svg",
+                                   swagger_ui_parameters={"validatorUrl": None})
 
     @app.get("/swagger/{name}", include_in_schema=False)
     def swagger_asset(name: str) -> FileResponse:
@@ -630,6 +685,19 @@ def _routes(app: FastAPI, engine: Engine) -> None:  # noqa: C901 (one route each
         with engine.open_store() as store:
             return {**check_store(store).to_dict(), "repaired": False}
 
+    @app.get("/api/methods", tags=["store"], response_model=None,
+             responses=_responses(MethodsOut, 503, token=token))
+    def methods() -> dict:
+        """The methods this store can rank by, the fusions, and the defaults the page
+        starts from (all read from the method registry)."""
+        from retrieval.methods import catalogue
+
+        with engine.open_store() as store:
+            found = catalogue(store.methods()).to_dict()
+        found["defaults"]["generator"] = DEFAULT_GENERATOR
+        return found | {"generators": [{"name": g, "note": GENERATOR_NOTES[g]}
+                                       for g in GENERATORS]}
+
     @app.get("/api/search", tags=["search"], response_model=None,
              responses=_responses(SearchOut, 400, 409, 422, 503, token=token))
     def search(q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)],
@@ -647,7 +715,7 @@ def _routes(app: FastAPI, engine: Engine) -> None:  # noqa: C901 (one route each
         return _search(engine, q, method, k, where)
 
     @app.post("/api/compare", tags=["search"], response_model=None,
-              responses=_responses(CompareOut, 400, 413, 422, token=token))
+              responses=_responses(CompareOut, 400, 413, 422, token=token, write=True))
     def compare(body: CompareBody) -> dict:
         """Each method's ranking for one query, and the chunks several methods agree on."""
         from retrieval.methods import check_method
@@ -674,7 +742,7 @@ def _routes(app: FastAPI, engine: Engine) -> None:  # noqa: C901 (one route each
         return {"query": body.q, "k": body.k, "methods": results, "overlap": overlap}
 
     @app.post("/api/ask", tags=["answer"], response_model=None, responses=_responses(
-        AskOut, 400, 409, 413, 422, 503, token=token,
+        AskOut, 400, 409, 413, 422, 503, token=token, write=True,
         content={"text/event-stream": {"schema": {"type": "string"}}},
         description="the `ask --json` body; or, asked for `text/event-stream`, `token` "
                     "events and one `done` (the body) or `error` event"))
@@ -710,34 +778,83 @@ def _routes(app: FastAPI, engine: Engine) -> None:  # noqa: C901 (one route each
         return {"total": total, "offset": offset, "limit": limit, "documents": page}
 
     @app.post("/api/documents", tags=["documents"], response_model=None,
-              responses=_responses(UploadOut, 400, 409, 413, 422, 503, token=token))
+              responses=_responses(UploadOut, 400, 409, 413, 422, 503, token=token,
+                                   write=True))
     def upload(files: Annotated[list[UploadFile], File(description="one or more files")]
                ) -> dict:
-        """Store, ingest and index uploaded files; a result per file."""
+        """Store, ingest and index uploaded files; a result per file, with the doc_id
+        each got (`uploads/NAME`; a name uploaded again replaces that upload)."""
         return _upload(engine, files)
 
-    @app.delete("/api/documents/{doc_id}", tags=["documents"], response_model=None,
-                responses=_responses(DeleteOut, 404, 409, 422, 503, token=token))
-    def delete(doc_id: Annotated[str, PathParam(max_length=1000)]) -> dict:
-        from retrieval.ingesting import remove_and_index
+    @app.delete("/api/documents/{doc_id:path}", tags=["documents"], response_model=None,
+                responses=_responses(DeleteOut, 404, 409, 422, 503, token=token, write=True))
+    def delete(doc_id: Annotated[str, PathParam(max_length=1000)],
+               source: SourceParam = None) -> dict:
+        """Remove one document (and its file, if it was uploaded). An id several
+        documents share is refused (409, listing their sources) unless `source`
+        names one."""
+        from retrieval.ingesting import remove_document
 
         with engine.open_store() as store:
-            sources = store.sources_of(doc_id)
-            if not sources:
-                raise ApiError(404, "not_found", f"no document with id {doc_id!r}")
-            removed = remove_and_index(store, sources=sources)
+            removed = remove_document(store, doc_id, source)
             return {"removed": removed, "documents": store.count("documents")}
+
+    @app.get("/api/documents/{doc_id:path}/file", tags=["documents"],
+             response_class=StreamingResponse,
+             responses=_responses(None, 404, 409, 422, 503, token=token) | {200: {
+                 "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                             for t in sorted(set(MEDIA_TYPES.values()))},
+                 "description": "the document's original file, with its own Content-Type "
+                                "(a PDF opens at a page with #page=N)"}})
+    def document_file(doc_id: Annotated[str, PathParam(max_length=1000)],
+                      source: SourceParam = None):
+        """The original bytes of a stored document's file, shown inline. Only the
+        file a stored document was ingested from, and only while it is still that
+        regular file (never through a link)."""
+        from ingest.reading import open_document_file
+
+        with engine.open_store() as store:
+            opened = open_document_file(store, doc_id, source)
+        return StreamingResponse(opened.blocks(), media_type=opened.media_type,
+                                 headers=_file_headers(opened),
+                                 background=BackgroundTask(opened.close))  # if cut short
+
+    @app.get("/api/documents/{doc_id:path}/text", tags=["documents"], response_model=None,
+             responses=_responses(DocumentTextOut, 404, 409, 422, 503, token=token))
+    def document_text(doc_id: Annotated[str, PathParam(max_length=1000)],
+                      source: SourceParam = None) -> dict:
+        """A stored document's text as it was chunked, with each chunk's place in it:
+        what the page shows to open a citation of a text format."""
+        from ingest.reading import document_text as text_of
+
+        with engine.open_store() as store:
+            return text_of(store, doc_id, source).to_dict()
+
+    @app.get("/api/eval/query-sets", tags=["eval"], response_model=None,
+             responses=_responses(QuerySetsOut, 503, token=token))
+    def query_sets() -> dict:
+        """The labelled query sets an eval of this store can use: the bundled one, and
+        the splits of each BEIR folder whose corpus the store holds."""
+        from eval.querysets import DEFAULT_QUERY_SET, known_query_sets
+
+        with engine.open_store() as store:
+            return {"default": DEFAULT_QUERY_SET,
+                    "query_sets": [q.to_dict() for q in known_query_sets(store)]}
 
     @app.post("/api/eval", tags=["eval"], status_code=202, response_model=None,
               responses=_responses(EvalStartedOut, 400, 409, 413, 422, token=token,
-                                   ok_status=202))
+                                   write=True, ok_status=202))
     def start_eval(body: EvalBody | None = None) -> dict:
-        """Evaluate the store's methods on its labelled queries in the background (one
+        """Evaluate the store's methods on labelled queries in the background (one
         eval at a time: it uses every core)."""
+        from eval.querysets import find_query_set
         from retrieval.methods import parse_methods
 
         if body and body.methods:
             parse_methods(body.methods)  # a bad name is a 400 now, not a failed job later
+        if body and body.query_set:
+            with engine.open_store() as store:
+                find_query_set(store, body.query_set)  # likewise an unknown set
         with engine.jobs_lock:
             busy = [j.id for j in engine.jobs.values() if j.state in ("queued", "running")]
             if busy:
@@ -805,60 +922,33 @@ async def _stream(run):
             return
 
 
-_UNSAFE = re.compile(r"[^\w.\- ]+")
-
-
-def safe_name(name: str) -> str:
-    """A plain base name: no folders, no NUL, no leading dots, at most 120 characters."""
-    base = (name or "").replace("\\", "/").replace("\x00", "").split("/")[-1]
-    base = _UNSAFE.sub("_", base).strip().lstrip(".")
-    stem, dot, suffix = base.rpartition(".")
-    if dot and len(base) > 120:
-        base = stem[: 119 - len(suffix)] + "." + suffix
-    return base[:120]
-
-
 def _upload(engine: Engine, files: list[UploadFile]) -> dict:
-    from ingest.load import SUPPORTED_SUFFIXES
-    from retrieval.ingesting import ingest_and_index
+    from ingest.identity import safe_name
+    from retrieval.ingesting import ingest_uploads
 
     limit = engine.settings.max_upload_bytes
     for f in files:  # all or nothing: an oversize file fails the request before any write
         if (f.size or 0) > limit:
-            raise ApiError(413, "too_large", f"{safe_name(f.filename or '')} is over the "
-                           f"{limit / 2**20:g} MB limit a file (serve --max-upload-mb)")
-    with engine.open_store() as store:
-        folder = store.root / UPLOAD_DIR
-        folder.mkdir(exist_ok=True)
-        results, saved = [], []
-        for f in files:
-            name = safe_name(f.filename or "")
-            suffix = Path(name).suffix.lower()
-            if not name or suffix not in SUPPORTED_SUFFIXES:
-                results.append({"file": f.filename, "status": "rejected",
-                                "reason": "not a type ingest reads ("
-                                          + ", ".join(sorted(SUPPORTED_SUFFIXES)) + ")"})
-                continue
-            target = folder / name
-            tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.part"
-            with open(tmp, "wb") as out:
-                shutil.copyfileobj(f.file, out, 1 << 20)
-            os.replace(tmp, target)
-            saved.append((f.filename, target))
-        if saved:
-            done = ingest_and_index(store, [t for _, t in saved], store.methods() or
-                                    list(DEFAULT_INGEST), progress=False,
-                                    require_documents=False)
-            skipped = {str(Path(s.path).resolve()): s.reason for s in done.report.skipped}
-            for original, target in saved:
-                reason = skipped.get(str(target.resolve()))
-                if reason:
-                    target.unlink(missing_ok=True)
-                    results.append({"file": original, "status": "skipped", "reason": reason})
-                else:
-                    results.append({"file": original, "status": "ingested", "stored_as": target.name})
-        return {"files": results, "documents": store.count("documents"),
-                "chunks": store.count("chunks")}
+            raise ApiError(413, "too_large", f"{safe_name(f.filename or '') or 'a file'} is "
+                           f"{f.size / 2**20:.1f} MB, over this server's per-file limit of "
+                           f"{limit / 2**20:g} MB")
+    with engine.uploads_lock, engine.open_store() as store:
+        return ingest_uploads(store, [(f.filename, f.file) for f in files],
+                              max_bytes=limit).to_dict()
+
+
+def _file_headers(opened) -> dict[str, str]:
+    """Inline, under its own name; HTML and XML sandboxed (no script, no request off
+    the server: a stored page is read, never run with the API's origin)."""
+    from urllib.parse import quote
+
+    ascii_name = opened.filename.encode("ascii", "replace").decode().replace('"', "'")
+    headers = {"Content-Disposition": f"inline; filename=\"{ascii_name}\"; "
+                                      f"filename*=UTF-8''{quote(opened.filename)}",
+               "Content-Length": str(opened.size), "Cache-Control": "no-store"}
+    if opened.active:
+        headers["Content-Security-Policy"] = FILE_CSP
+    return headers
 
 
 def _run_eval(engine: Engine, job: EvalJob, body: EvalBody) -> None:
@@ -869,7 +959,7 @@ def _run_eval(engine: Engine, job: EvalJob, body: EvalBody) -> None:
     try:
         run = evaluate_store(engine.settings.store, None, tuple(body.ks) if body.ks else None,
                              body.methods, resamples=body.resamples,
-                             where=body.where or None)
+                             where=body.where or None, query_set=body.query_set)
         folder = engine.jobs_dir / job.id
         write_report(run.result, run.query_set, folder, run.unknown_words)
         job.plot = folder / "recall_at_k.png" if (folder / "recall_at_k.png").is_file() else None
