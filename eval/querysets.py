@@ -43,7 +43,7 @@ class QuerySetChoice:
 
 
 def bundled() -> QuerySetChoice:
-    from eval.runs import DEFAULT_QUERIES, default_queries
+    from eval.queries import DEFAULT_QUERIES, default_queries
 
     return QuerySetChoice(DEFAULT_QUERY_SET, f"bundled {DEFAULT_QUERIES}", "bundled",
                           str(default_queries()), DEFAULT_QUERIES)

@@ -13,7 +13,7 @@ from pathlib import Path
 from core.errors import RagminiError
 from eval.harness import EvalResult, evaluate_methods
 from eval.history import record_run
-from eval.queries import QuerySet, load_queries
+from eval.queries import DEFAULT_QUERIES, QuerySet, bundled_file, default_queries, load_queries
 from eval.stats import DEFAULT_RESAMPLES
 from ingest.chunk import ChunkConfig
 from ingest.filters import parse_where
@@ -30,7 +30,6 @@ from retrieval.methods import (
 
 STORE_KS = (1, 3, 5, 10)
 DATASET_KS = (1, 3, 5, 10, 20, 100)  # cut at the corpus size
-DEFAULT_QUERIES = "corpus/queries.jsonl"
 
 
 @dataclass(frozen=True)
@@ -40,10 +39,6 @@ class EvalRun:
     unknown_words: Callable[[str], list[str]] | None = None  # for the report's per-query view
     notes: list[str] = field(default_factory=list)
 
-
-def default_queries() -> Path:
-    """corpus/queries.jsonl here, else the one bundled beside the package."""
-    return _bundled(DEFAULT_QUERIES)
 
 
 def parse_ints(value: str, name: str) -> list[int]:
@@ -200,7 +195,7 @@ def evaluate_answer_run(*, store_path: Path | None = None, dataset: Path | None 
                          config=config, progress=progress)
         label = Path(dataset).name
     else:
-        path = answers_path or _bundled(DEFAULT_ANSWERS)
+        path = answers_path or bundled_file(DEFAULT_ANSWERS)
         questions = load_question_file(path, split)
         store = Store.open(store_path)
         label = str(answers_path or DEFAULT_ANSWERS)
@@ -213,13 +208,3 @@ def evaluate_answer_run(*, store_path: Path | None = None, dataset: Path | None 
                                 encoder, dataset=label, split=split, k=k, strict=strict,
                                 abstain=abstain, seed=seed, resamples=resamples,
                                 progress=progress)
-
-
-def _bundled(relative: str) -> Path:
-    here = Path(relative)
-    if here.is_file():
-        return here
-    bundled = Path(__file__).resolve().parents[1] / relative
-    if bundled.is_file():
-        return bundled
-    raise RagminiError(f"no {relative} here; pass the file", param="queries")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from core.errors import NotFound
+from core.errors import NotFound, QueryError
 from ingest.identity import resolve_source
 from ingest.load import SUPPORTED_SUFFIXES
 from ingest.paths import decode_source, display, files_of
@@ -140,31 +140,49 @@ def _is_utf8(handle: BinaryIO) -> bool:
 @dataclass(frozen=True)
 class DocumentText:
     """A stored document's text as its chunks hold it, with where each chunk lies:
-    `text[chunk.start:chunk.end]` is the chunk's text."""
+    `text[chunk.start - offset:chunk.end - offset]` is the chunk's text (`offset` is 0
+    for the whole document; for a page range, where its first chunk starts)."""
 
     doc_id: str
     source: str
     title: str
     text: str
     chunks: tuple[ChunkRow, ...]
+    offset: int = 0
+    pages: tuple[int, int] | None = None  # the PDF pages the document spans
+    asked_pages: tuple[int, int] | None = None  # the range this text was cut to
 
     def to_dict(self) -> dict:
         return {"doc_id": self.doc_id, "source": self.source, "title": self.title,
-                "text": self.text,
+                "pages": list(self.pages) if self.pages else None,
+                "asked_pages": list(self.asked_pages) if self.asked_pages else None,
+                "offset": self.offset, "text": self.text,
                 "chunks": [{"chunk_id": c.chunk_id, "position": c.position, "start": c.start,
                             "end": c.end, **c.location_fields()} for c in self.chunks]}
 
 
-def document_text(store: Store, doc_id: str, source: str | None = None) -> DocumentText:
+def document_text(store: Store, doc_id: str, source: str | None = None,
+                  pages: tuple[int, int] | None = None) -> DocumentText:
     """The text of the stored document `doc_id` (as `open_document_file` picks it),
     rebuilt from its chunks: what was searched, whatever the file's format. The
     whitespace the chunker dropped between two chunks comes back as spaces or a
-    paragraph break of the same length, so chunk offsets index the text."""
+    paragraph break of the same length, so chunk offsets index the text. With
+    `pages` (first, last), only the chunks on those PDF pages."""
     chosen = resolve_source(store, doc_id, source)
-    chunks = store.document_chunks(chosen)
+    chunks = sorted(store.document_chunks(chosen), key=lambda c: (c.start, c.position))
+    spans = [(c.page_start, c.page_end or c.page_start) for c in chunks
+             if c.page_start is not None]
+    whole = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
+    if pages is not None:
+        if whole is None:
+            raise QueryError(f"{doc_id!r} has no pages (only PDFs and scanned images do)",
+                             param="pages")
+        chunks = [c for c in chunks if c.page_start is not None and
+                  c.page_start <= pages[1] and (c.page_end or c.page_start) >= pages[0]]
+    offset = chunks[0].start if (pages is not None and chunks) else 0
     parts: list[str] = []
-    cursor = 0
-    for c in sorted(chunks, key=lambda c: (c.start, c.position)):
+    cursor = offset
+    for c in chunks:
         if c.start > cursor:
             parts.append(_gap(c.start - cursor))
             cursor = c.start
@@ -172,7 +190,8 @@ def document_text(store: Store, doc_id: str, source: str | None = None) -> Docum
             parts.append(c.text[cursor - c.start:])
             cursor = c.end
     title = chunks[0].title if chunks else ""
-    return DocumentText(doc_id, chosen, title, "".join(parts), tuple(chunks))
+    return DocumentText(doc_id, chosen, title, "".join(parts), tuple(chunks), offset, whole,
+                        pages)
 
 
 def _gap(n: int) -> str:

@@ -179,23 +179,6 @@ _CHUNK_ROW = ("SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.s
               "FROM chunks c JOIN documents d ON d.id = c.document ")
 
 
-def stitch(chunks: Sequence[ChunkRow]) -> str:
-    """A document's text rebuilt from its chunks (reading order): each chunk's text is
-    the document's characters start..end, so overlaps are dropped by offset and a gap
-    between two chunks (text no chunk kept) becomes a blank line."""
-    parts: list[str] = []
-    end = None
-    for c in chunks:
-        if end is None or c.start >= end:
-            if parts:
-                parts.append("\n\n")
-            parts.append(c.text)
-        elif c.end > end:
-            parts.append(c.text[end - c.start:])
-        end = c.end if end is None else max(end, c.end)
-    return "".join(parts)
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -549,12 +532,6 @@ class Store:
                 return
             yield [ChunkRow(*r) for r in rows]
             last = rows[-1][0]
-
-    def document_chunks(self, source: str) -> list[ChunkRow]:
-        """The live chunks of the document stored from `source`, in reading order."""
-        rows = self.db.execute(_CHUNK_ROW + "WHERE d.source = ? AND d.deleted_gen IS NULL "
-                               "AND c.deleted_gen IS NULL ORDER BY c.position", [source])
-        return [ChunkRow(*r) for r in rows]
 
     def chunk_context(self, chunk_id: int, neighbours: int = 1) -> tuple[ChunkRow, list[ChunkRow]] | None:
         """A chunk and the chunks around it in its document (`neighbours` each side,

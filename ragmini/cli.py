@@ -402,7 +402,8 @@ def serve(store, host, port, token, preload, max_upload_mb, cors_origin, allow_h
     """Serve the HTTP API and the web page for the store.
 
     \b
-    The page is at http://HOST:PORT/, the API under /api/, its docs at /docs.
+    The page is at http://HOST:PORT/, the API under /api/, its docs at /docs, the
+    OpenAI-compatible endpoint under /v1/ and the MCP server at /mcp.
     Example:
       ragmini serve --preload
       RAGMINI_TOKEN=secret ragmini serve --host 0.0.0.0 --allow-host myhost.lan
@@ -431,7 +432,8 @@ def serve(store, host, port, token, preload, max_upload_mb, cors_origin, allow_h
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", http=http_protocol())
     finally:
-        app.state.engine.close()
+        app.state.jobs.close()
+        app.state.store.close()
 
 
 @cli.command()

@@ -49,6 +49,7 @@ LM_GENERATORS = ("distilgpt2", "smollm2")  # the ones that run a language model
 READS = [("GET", "/healthz"), ("GET", "/api/status"), ("GET", "/api/methods"),
          ("GET", "/api/search"), ("POST", "/api/compare"), ("GET", "/api/documents"),
          ("GET", "/api/documents/{doc_id}/file"), ("GET", "/api/documents/{doc_id}/text"),
+         ("GET", "/api/chunks/{chunk_id}"),
          ("GET", "/api/eval/query-sets"), ("GET", "/api/eval/history"),
          ("GET", "/api/eval/{job_id}"), ("GET", "/api/eval/{job_id}/plot.png")]
 WRITES = [("POST", "/api/documents"), ("POST", "/api/eval"), ("DELETE", "/api/documents/{doc_id}")]

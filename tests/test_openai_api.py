@@ -89,3 +89,15 @@ def test_errors_come_in_openai_shape(client):
                                        messages=[{"role": "user", "content": "bm25?"}],
                                        extra_body={"ragmini": {"method": "nope"}})
     assert "unknown method 'nope'" in bad_method.value.body["message"]
+
+
+def test_a_wrong_token_is_an_authentication_error(served_store):
+    with running_server(served_store, "--token", "s3cret") as url:
+        wrong = openai.OpenAI(base_url=f"{url}/v1", api_key="not-it", max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as refused:
+            wrong.models.list()
+        assert refused.value.status_code == 401
+        assert refused.value.body["type"] == "authentication_error"
+        assert "access token" in refused.value.body["message"]
+        right = openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0)
+        assert "ragmini-extractive" in [m.id for m in right.models.list().data]

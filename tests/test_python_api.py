@@ -422,7 +422,7 @@ def test_models_load_once_for_every_store(served_store, store_copy, glove, monke
         second.search("word vectors", method="glove", k=1)[0].chunk_id
     first.search("king", method="glove", k=1)
     assert len(loads) == 1
-    from ragmini.api.store import shared_generator
+    from ragmini.api.generators import shared_generator
 
     assert shared_generator("extractive") is shared_generator("extractive")
 

@@ -77,9 +77,13 @@ def test_other_client_errors(server):
 
 
 def test_compare_lines_methods_up(server):
-    body = HTTP.post(f"{server}/api/compare", json={"q": "averaging word vectors", "k": 5}).json()
-    assert set(body["methods"]) == {"glove", "glove-sif", "sbert", "bm25", "tfidf", "hybrid",
-                                    "hybrid-rrf"}
+    # The default is the public API's: the dense default, bm25 and the default hybrid.
+    default = HTTP.post(f"{server}/api/compare", json={"q": "averaging word vectors"}).json()
+    assert list(default["methods"]) == ["sbert", "bm25", "hybrid"] and default["k"] == 10
+    every = ["glove", "glove-sif", "sbert", "bm25", "tfidf", "hybrid", "hybrid-rrf"]
+    body = HTTP.post(f"{server}/api/compare", json={"q": "averaging word vectors", "k": 5,
+                                                    "methods": every}).json()
+    assert set(body["methods"]) == set(every)
     assert all(len(r["hits"]) == 5 for r in body["methods"].values())
     for item in body["overlap"]:
         assert len(item["methods"]) >= 2

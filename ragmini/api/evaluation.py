@@ -14,8 +14,16 @@ from typing import TYPE_CHECKING
 
 from ragmini.api import defaults as D
 from ragmini.api.errors import QueryError, RagminiError, errors, no_string
-from ragmini.api.records import AnswerEvalReport, DatasetBuild, EvalHistory, EvalReport, EvalSweep, PathLike
-from ragmini.api.store import Store, as_store, cutoffs_of, ints, is_dataset, open
+from ragmini.api.records import PathLike
+from ragmini.api.reports import (
+    AnswerEvalReport,
+    DatasetBuild,
+    EvalHistory,
+    EvalReport,
+    EvalSweep,
+)
+from ragmini.api.checks import cutoffs_of, ints
+from ragmini.api.store import Store, as_store, is_dataset, open
 
 if TYPE_CHECKING:
     from eval.tuning import TuneResult

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from ragmini.api import defaults as D
 from ragmini.api.errors import QueryError, no_string
-from ragmini.api.records import Analogy, Generation, Neighbors, PathLike, Similarity, Tokens
-from ragmini.api.store import Store, as_store, shared_generator
+from ragmini.api.lab_records import Analogy, Generation, Neighbors, Similarity, Tokens
+from ragmini.api.records import PathLike
+from ragmini.api.generators import shared_generator
+from ragmini.api.store import Store, as_store
 
 
 def _glove():

@@ -56,6 +56,27 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
+# The OpenAI-compatible routes: their clients read OpenAI's error shape.
+OPENAI_PREFIX = "/v1/"
+_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error",
+                 413: "invalid_request_error", 421: "invalid_request_error"}
+
+
+def _openai_shaped(response: JSONResponse) -> JSONResponse:
+    """A refusal in OpenAI's error shape, same status and headers."""
+    import json
+
+    error = json.loads(response.body)["error"]
+    out = JSONResponse({"error": {"message": error["message"], "code": error["code"],
+                                  "type": _OPENAI_TYPES.get(response.status_code,
+                                                            "invalid_request_error"),
+                                  "param": None}}, status_code=response.status_code)
+    for key, value in response.headers.items():
+        if key.lower() not in ("content-length", "content-type"):
+            out.headers[key] = value
+    return out
+
+
 def host_name(host: str) -> str:
     """The name part of a Host header, lower-case, without port, brackets or the
     final dot: "[::1]:8000" -> "::1", "LocalHost.:80" -> "localhost"."""
@@ -101,6 +122,8 @@ class Guard:
         if scope["type"] == "http":
             send = _with_security_headers(send)
         refusal = self.refusal(scope, headers)
+        if refusal is not None and scope["path"].startswith(OPENAI_PREFIX):
+            refusal = _openai_shaped(refusal)
         if refusal is not None:
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})

@@ -117,7 +117,9 @@ def _usage(answer, content: str) -> dict:
 
 def make_router(store: ragmini.Store) -> APIRouter:
     """The `/v1` routes over `store` (the app puts them behind its guards)."""
-    router = APIRouter(prefix="/v1", tags=["openai"])
+    # Left out of /openapi.json: OpenAI's own API reference documents these shapes,
+    # and their errors are OpenAI's, not this API's one error shape.
+    router = APIRouter(prefix="/v1", tags=["openai"], include_in_schema=False)
 
     @router.get("/models")
     def models() -> dict:
