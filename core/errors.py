@@ -33,3 +33,10 @@ class IndexStale(RagminiError):
 
 class QueryError(RagminiError):
     """A query cannot be answered as asked (empty, no known words, bad k)."""
+
+
+class NoMatch(QueryError):
+    """The query holds nothing the method can match (no word of it in the method's
+    vocabulary or in the corpus), so nothing can be found. `ragmini.Store.search`
+    returns an empty result with this message as its `reason`; the CLI and the
+    HTTP server report it like any QueryError."""

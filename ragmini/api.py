@@ -100,7 +100,9 @@ class SearchResult:
 
     Iterate it for the hits (`retrieval.contract.Hit`: rank, score, chunk_id,
     doc_id, source, title, text). `behind` counts store commits the index lags
-    (an ingest is running or was interrupted); 0 when current.
+    (an ingest is running or was interrupted); 0 when current. `reason` says why
+    there are no hits (no word of the query is known to the method, the filter
+    keeps nothing that matches); None when there are.
     """
 
     query: str
@@ -108,15 +110,17 @@ class SearchResult:
     hits: tuple[Hit, ...]
     where: tuple[str, ...] = ()
     behind: int = 0
+    reason: str | None = None
 
     @classmethod
     def of(cls, query: str, method: str, where: Where | None, hits: Sequence[Hit],
-           behind: int = 0) -> SearchResult:
-        return cls(query, method, tuple(hits), tuple(where.to_list()) if where else (), behind)
+           behind: int = 0, reason: str | None = None) -> SearchResult:
+        return cls(query, method, tuple(hits), tuple(where.to_list()) if where else (), behind,
+                   reason)
 
     def to_dict(self) -> dict:
         return {"query": self.query, "method": self.method, "where": list(self.where),
-                "hits": [h.to_dict() for h in self.hits]}
+                "hits": [h.to_dict() for h in self.hits], "reason": self.reason}
 
     def __iter__(self) -> Iterator[Hit]:
         return iter(self.hits)
@@ -655,6 +659,9 @@ class Store:
             with contextlib.suppress(sqlite3.ProgrammingError):  # opened by another thread
                 db.close()
         self._local = threading.local()
+        searchers = sys.modules.get("retrieval.searchers")  # loaded by the first search
+        if searchers is not None:
+            searchers.forget(self.path)  # what its open searchers hold is freed
         milvus = sys.modules.get("retrieval.milvus")  # loaded only if the store uses it
         if milvus is not None:
             milvus.release(self.path)  # Milvus Lite: let other processes open it
@@ -704,7 +711,9 @@ class Store:
             where: metadata filters, all of which must hold, e.g.
                 ["type=md", "source=notes/**", "modified>=2026-01-01"].
 
-        Returns a SearchResult; iterate it for the hits, best first.
+        Returns a SearchResult; iterate it for the hits, best first. A query that
+        finds nothing (no word of it in the method's vocabulary) returns no hits
+        and its `reason`, rather than raising.
 
         Example:
             >>> [h.doc_id for h in store.search("bm25 ranking", method="bm25", k=2)]
@@ -718,16 +727,21 @@ class Store:
         check_method(method)
         return self._search(query, method, k, parse_where(where))
 
-    def _search(self, query: str, method: str, k: int, parsed: Where | None) -> SearchResult:
+    def _search(self, query: str, method: str, k: int, parsed: Where | None,
+                explain: bool = True) -> SearchResult:
+        """With `explain`, finding nothing is a result with its reason; without, a
+        query no word of which the method knows raises NoMatch (compare's errors)."""
         from retrieval.contract import search_one
-        from retrieval.methods import open_searcher, select
+        from retrieval.methods import select
+        from retrieval.searchers import find, open_cached
 
         with _errors():
             db = self._db()
             allowed = select(db, parsed)
-            searcher = open_searcher(db, method)
-            hits = search_one(searcher, query, k, allowed)
-        return SearchResult.of(query, method, parsed, hits, searcher.behind)
+            searcher = open_cached(db, method)  # kept open until a commit changes it
+            hits, reason = (find(searcher, query, k, allowed) if explain
+                            else (search_one(searcher, query, k, allowed), None))
+        return SearchResult.of(query, method, parsed, hits, searcher.behind, reason)
 
     def compare(self, query: str, methods: Sequence[str] | None = None, k: int = 10,
                 where: Sequence[str] | str | None = None) -> CompareResult:
@@ -757,7 +771,7 @@ class Store:
         results, errors = {}, {}
         for m in chosen:
             try:
-                results[m] = self._search(query, m, k, parsed)
+                results[m] = self._search(query, m, k, parsed, explain=False)
             except RagminiError as exc:  # one method failing (no index) leaves the others
                 errors[m] = exc
         return CompareResult(query, k, results, errors,

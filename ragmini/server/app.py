@@ -565,13 +565,14 @@ def _search(engine: Engine, q: str, method: str, k: int, where: list[str] | None
             ) -> dict:
     from ingest.filters import parse_where
     from retrieval.contract import search_one
-    from retrieval.methods import check_method, open_searcher, select
+    from retrieval.methods import check_method, select
+    from retrieval.searchers import open_cached
 
     check_method(method)
     parsed = parse_where(where or [])
     with engine.open_store() as store:
         allowed = select(store, parsed)
-        searcher = open_searcher(store, method)
+        searcher = open_cached(store, method)  # kept open until a commit changes it
         generation = _index_generation(searcher, store)
         hits = search_one(searcher, q, k, allowed)
         return {"query": q, "method": method, "where": parsed.to_list() if parsed else [],
