@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ragmini-installed
 STORE  ?= .ragmini
 
-.PHONY: setup demo test bench bench-quick bench-encoders bench-extract bench-backends clean \
+.PHONY: setup demo test bench bench-quick bench-encoders bench-extract bench-backends bench-search clean \
 	chromium groff \
 	pandoc serve
 
@@ -70,6 +70,9 @@ bench-extract: setup groff pandoc   # PDF/DOCX/EPUB/ODT extraction and the PDF-c
 
 bench-backends: setup   # Milvus Lite vs FAISS and Ray vs plain on the man pages: ~15 min
 	$(BIN)/python bench/backends.py
+
+bench-search: setup   # a search through Store.search, the CLI and HTTP vs held open, man pages: ~10 min
+	$(BIN)/python -m bench.search
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

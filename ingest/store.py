@@ -426,11 +426,14 @@ class Store:
         from ingest.filters import Selection, where_sql
 
         clause, args = where_sql(where, self.metadata_keys())
+        # Documents first (CROSS JOIN fixes the loop order): the condition is tested
+        # once per document, and only the kept documents' chunks are read, through
+        # chunks_document. Ordered by chunk id, SQLite would walk every chunk instead.
         rows = self.db.execute(
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document "
-            f"WHERE {clause} ORDER BY c.id", args).fetchall()
-        return Selection.of(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-                            where)
+            "SELECT c.id FROM documents d CROSS JOIN chunks c ON c.document = d.id "
+            f"WHERE {clause}", args).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return Selection.of(np.sort(ids), where)
 
     def chunk_documents(self, chunk_ids: Sequence[int]) -> dict[int, tuple]:
         """{chunk id: (document row id, doc_id, source, title, {key: [(value, number)]})}

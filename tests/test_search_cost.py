@@ -135,6 +135,17 @@ def test_filtered_search_reads_rows_for_its_selection_only(sized_stores, method)
     assert large["select"][0] <= small["select"][0] * FACTOR * 1.2
 
 
+def test_a_filter_reads_documents_then_their_chunks(sized_stores):
+    """The selection tests its condition once per document and reads the chunks of
+    the kept documents only (not every chunk, with its document looked up)."""
+    with Store.open(sized_stores["small"]) as db:
+        _, statements = _steps(db, lambda: select(db, parse_where(FILTER)))
+        chosen = [s for s in statements if "FROM documents d CROSS JOIN chunks c" in s]
+        plan = [r[3] for r in db.db.conn.execute("EXPLAIN QUERY PLAN " + chosen[0])]
+    assert plan[0].startswith("SCAN d") and not any(p.startswith("SCAN c") for p in plan)
+    assert "SEARCH c USING COVERING INDEX chunks_document (document=?)" in plan
+
+
 @pytest.mark.parametrize("index_type", ["hnsw", "ivf-pq", "sq8"])
 def test_every_faiss_index_type_searches_in_constant_rows(sized_stores, tmp_path,
                                                           index_type):
