@@ -130,18 +130,22 @@ class SearcherCache:
                 return entry[1]
             opening = self._opening.setdefault(key, threading.Lock())
         with opening:  # several threads asking at once open it once
-            with self._lock:
-                entry = self._entries.get(key)
-                if entry is not None and entry[0] == state:
-                    return entry[1]
-            searcher = self._open(db, caller, method)
-            with self._lock:
-                self._entries[key] = (state, searcher)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
-                self._drop_unused_callers()
-            return searcher
+            try:
+                with self._lock:
+                    entry = self._entries.get(key)
+                    if entry is not None and entry[0] == state:
+                        return entry[1]
+                searcher = self._open(db, caller, method)
+                with self._lock:
+                    self._entries[key] = (state, searcher)
+                    self._entries.move_to_end(key)
+                    while len(self._entries) > self.size:
+                        self._entries.popitem(last=False)
+                    self._drop_unused_callers()
+                return searcher
+            finally:
+                with self._lock:
+                    self._opening.pop(key, None)
 
     def _open(self, db: Store, caller: _CallerStore, method: str) -> Searcher:
         fusion = parse_fusion(method)
