@@ -51,6 +51,9 @@ DATASET = Path("/work/data/manpages")
 K = 10
 STORE_RATIO = 1.2  # Store.search p50 / held p50
 HTTP_EXTRA_MS = 3.0  # HTTP p50 - held p50
+# Filters on the man pages: every section 3 page (a third of them), one package's pages,
+# a title word (a scan of the titles).
+FILTERS = ["source=*.3", "source=git-*", "title~socket"]
 
 
 def _rss_mb() -> float:
@@ -90,7 +93,7 @@ def bound_parts(searcher, query: str):
         if not tokens[0]:  # no word of the query in the corpus: nothing to score
             return None
         return encode, lambda: searcher.bm25.retrieve(tokens, k=K, show_progress=False,
-                                                      n_threads=1)
+                                                      n_threads=0)
     return None
 
 
@@ -119,22 +122,24 @@ def in_process(store_dir: Path, methods: list[str], queries: list[str], base: st
                 found = 0
                 for i, q in enumerate([queries[0], *queries]):  # the first is a warm-up
                     parts = bound_parts(held, q)
-                    row = {}
-                    if parts is not None:
-                        row["encode"], row["scan"] = _timed(parts[0]), _timed(parts[1])
+                    result, response = [], []
+                    paths = {
+                        "encode": parts and parts[0],
+                        "scan": parts and parts[1],
+                        "held": lambda: find(held, q, K),
+                        "open_per_call": lambda: find(open_searcher(db, method), q, K),
+                        "store_search": lambda: result.append(
+                            api.search(q, method=method, k=K)),
+                        "http": client and (lambda: response.append(client.get(
+                            "/api/search", params={"q": q, "method": method, "k": K}))),
+                    }
+                    order = [name for name, fn in paths.items() if fn]
+                    shift = i % len(order)  # no path always runs first, or right after HTTP
+                    row = {name: _timed(paths[name]) for name in order[shift:] + order[:shift]}
+                    if "encode" in row:
                         row["bound"] = row["encode"] + row["scan"]
-                    row["held"] = _timed(lambda: find(held, q, K))
-                    row["open_per_call"] = _timed(
-                        lambda: find(open_searcher(db, method), q, K))
-                    result = []
-                    row["store_search"] = _timed(
-                        lambda: result.append(api.search(q, method=method, k=K)))
-                    if client is not None:
-                        response = []
-                        row["http"] = _timed(lambda: response.append(client.get(
-                            "/api/search", params={"q": q, "method": method, "k": K})))
-                        if response[0].status_code not in (200, 400):  # 400: no known word
-                            raise RuntimeError(f"/api/search: {response[0].text[:300]}")
+                    if response and response[0].status_code not in (200, 400):
+                        raise RuntimeError(f"/api/search: {response[0].text[:300]}")
                     if i == 0:
                         continue
                     found += bool(len(result[0]))
@@ -152,6 +157,30 @@ def in_process(store_dir: Path, methods: list[str], queries: list[str], base: st
         api.close()
         if client is not None:
             client.close()
+    return out
+
+
+def filtered(store_dir: Path, method: str, wheres: list[str], queries: list[str]) -> dict:
+    """What a `where` filter adds: choosing the kept chunks (an SQL condition on the
+    documents, then their chunks), and a filtered Store.search, per filter."""
+    import ragmini
+    from ingest.filters import parse_where
+    from ingest.store import Store
+    from retrieval.methods import select
+
+    out = {}
+    with Store.open(store_dir) as db, ragmini.open(store_dir) as api:
+        for where in wheres:
+            parsed = parse_where([where])
+            kept = select(db, parsed)
+            api.search(queries[0], method=method, k=K, where=[where])
+            chosen, searched = [], []
+            for q in queries:
+                chosen.append(_timed(lambda: select(db, parsed)))
+                searched.append(_timed(lambda: api.search(q, method=method, k=K,
+                                                          where=[where])))
+            out[where] = {"kept_chunks": len(kept), "select": summary_ms(chosen),
+                          "store_search": summary_ms(searched)}
     return out
 
 
@@ -238,7 +267,7 @@ def default_methods(store_dir: Path) -> list[str]:
 
 
 def run(store_dir: Path, dataset: Path, n_queries: int | None, methods: list[str] | None,
-        n_cli: int, http: bool) -> tuple[dict, list[Target]]:
+        n_cli: int, http: bool, wheres: list[str]) -> tuple[dict, list[Target]]:
     from eval.beir import load_beir
     from ingest.store import Store
     from ragmini.server.process import running_server
@@ -254,10 +283,12 @@ def run(store_dir: Path, dataset: Path, n_queries: int | None, methods: list[str
     else:
         paths = in_process(store_dir, methods, queries, None)
     cli = over_cli(store_dir, methods, queries[:n_cli]) if n_cli else {}
+    filters = filtered(store_dir, methods[0], wheres, queries[:100]) if wheres else {}
     results = {
         "store": str(store_dir), "chunks": chunks, "queries": len(queries), "k": K,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "paths_ms": paths, "cli_ms": cli, "cli_queries": min(n_cli, len(queries)),
+        "filters_ms": filters,
         "memory_mb": memory(store_dir, methods, queries[0]),
         "index_files_mb": index_sizes(store_dir, methods),
         "seconds": round(time.perf_counter() - started, 1),
@@ -302,6 +333,9 @@ def main(argv: list[str] | None = None) -> None:
                              "store has them, and hybrid")
     parser.add_argument("--cli", type=int, default=10, help="queries run as CLI processes")
     parser.add_argument("--no-http", action="store_true", help="skip the server")
+    parser.add_argument("--where", action="append", default=None,
+                        help="a filter to time (repeatable); default: three man-page "
+                             "filters on the man-page store, none on another")
     parser.add_argument("--no-copy", action="store_true",
                         help="use the store in place (it is opened, never written)")
     parser.add_argument("--threads", type=int, default=None,
@@ -322,8 +356,10 @@ def main(argv: list[str] | None = None) -> None:
         if not args.no_copy:
             store_dir = tmp / "store"
             shutil.copytree(args.store, store_dir)
+        wheres = args.where if args.where is not None else (
+            FILTERS if args.store == STORE else [])
         results, targets = run(store_dir, args.dataset, args.queries, methods, args.cli,
-                               not args.no_http)
+                               not args.no_http, wheres)
     results["store"] = str(args.store)
     path = write_results("search", results, targets, out=args.out)
     print(table(results))

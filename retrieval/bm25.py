@@ -216,8 +216,10 @@ class Bm25Searcher:
                               "words exactly); rephrase, or use the sbert method",
                               param="query")
         k = min(k, len(self.ids))
+        # n_threads=0 scores in this thread; any other number starts a thread pool
+        # on every call (most of a search's time on a small collection).
         rows, scores = self.bm25.retrieve(
-            tokens, k=k, show_progress=False, n_threads=1,
+            tokens, k=k, show_progress=False, n_threads=0,
             weight_mask=None if mask is None else mask.astype(np.float32))
         chunk_ids = self.ids[rows]
         # bm25s returns k rows even when fewer chunks match; a zero score is no match.
