@@ -255,12 +255,23 @@ def index_sizes(store_dir: Path, methods: list[str]) -> dict:
     return out
 
 
+def add_methods(store_dir: Path, dataset: Path, methods: list[str]) -> None:
+    from ingest.store import Store
+    from retrieval.indexing import ingest_and_index
+
+    with Store.open(store_dir) as db:
+        done = ingest_and_index(db, [dataset / "corpus.jsonl"], methods, progress=False)
+    if done.report.new or done.report.changed:
+        raise RuntimeError(f"{dataset} is not the corpus of {store_dir}: "
+                           f"{done.report.new} documents were new")
+
+
 def default_methods(store_dir: Path) -> list[str]:
     from ingest.store import Store
 
     with Store.open(store_dir) as db:
         have = db.methods()
-    chosen = [m for m in ("sbert", "bm25", "glove", "tfidf") if m in have]
+    chosen = [m for m in ("sbert", "bm25", "glove", "glove-sif", "tfidf", "w2v") if m in have]
     if {"sbert", "bm25"} <= set(have):
         chosen.append("hybrid")
     return chosen
@@ -338,6 +349,9 @@ def main(argv: list[str] | None = None) -> None:
                              "filters on the man-page store, none on another")
     parser.add_argument("--no-copy", action="store_true",
                         help="use the store in place (it is opened, never written)")
+    parser.add_argument("--add-methods", default=None,
+                        help="index these methods into the copy first (from the dataset's "
+                             "corpus.jsonl, whose documents the store already holds)")
     parser.add_argument("--threads", type=int, default=None,
                         help="OMP_NUM_THREADS for FAISS here and in the server and CLI "
                              "processes (default: as the environment says)")
@@ -356,6 +370,8 @@ def main(argv: list[str] | None = None) -> None:
         if not args.no_copy:
             store_dir = tmp / "store"
             shutil.copytree(args.store, store_dir)
+        if args.add_methods:
+            add_methods(store_dir, args.dataset, args.add_methods.split(","))
         wheres = args.where if args.where is not None else (
             FILTERS if args.store == STORE else [])
         results, targets = run(store_dir, args.dataset, args.queries, methods, args.cli,

@@ -21,6 +21,7 @@ from retrieval.indexing import (
     update_indexes,
 )
 from retrieval.methods import get_embedder, get_method, names, open_searcher, parse_methods
+from retrieval.searchers import find, open_cached
 from retrieval.status import StoreStatus, check_store, repair
 
 __all__ = [
@@ -33,11 +34,13 @@ __all__ = [
     "Searcher",
     "StoreStatus",
     "check_store",
+    "find",
     "get_embedder",
     "get_method",
     "ingest_and_index",
     "names",
     "l2_normalize",
+    "open_cached",
     "open_searcher",
     "parse_methods",
     "passage_text",
