@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="a filter to time (repeatable); default: three man-page "
                              "filters on the man-page store, none on another")
     parser.add_argument("--no-copy", action="store_true",
-                        help="use the store in place (it is opened, never written)")
+                        help="use the store in place (searched only; SQLite and the server "
+                             "still create their lock and WAL files)")
     parser.add_argument("--add-methods", default=None,
                         help="index these methods into the copy first (from the dataset's "
                              "corpus.jsonl, whose documents the store already holds)")
