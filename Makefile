@@ -14,7 +14,7 @@ BENCH_PY := RAGMINI_BENCH_DATA=$(DATA) $(BIN)/python -m
 .PHONY: setup demo test clean chromium groff pandoc serve manpages faq \
 	bench bench-quick bench-run bench-encoders bench-extract bench-backends bench-baselines \
 	bench-filters bench-fusion bench-load bench-serve bench-calibrate-support \
-	bench-calibrate-abstain bench-docs
+	bench-calibrate-abstain bench-docs bench-search
 
 setup: $(STAMP)
 
@@ -111,6 +111,9 @@ bench-calibrate-abstain: setup faq   # refit the abstention model
 
 bench-docs: setup   # put the figures of bench/*.json into README.md and docs/
 	$(BENCH_PY) bench.docs
+
+bench-search: setup   # a search through Store.search, the CLI and HTTP vs held open, man pages: ~10 min
+	$(BIN)/python -m bench.search
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

@@ -23,9 +23,9 @@ from retrieval.methods import (
     ENCODER,
     check_method,
     get_embedder,
-    open_searcher,
     select,
 )
+from retrieval.searchers import open_cached
 
 EVIDENCE_DEPTH = 10
 
@@ -58,7 +58,7 @@ def ask(store: Store, question: str, generator: Generator | ExtractiveGenerator,
     check_method(method)
     allowed = select(store, where)
     embedders = dict(embedders or {})
-    searcher = open_searcher(store, method, embedders)
+    searcher = open_cached(store, method, embedders)
     hits = search_one(searcher, question, k, allowed)
     encoder = embedders.get(ENCODER) or getattr(searcher, "embedder", None)
     if encoder is None or getattr(encoder, "name", ENCODER) != ENCODER:
@@ -87,7 +87,7 @@ def _decide(store: Store, question: str, embedders: dict, allowed=None):
     try:
         # The abstention model was calibrated on the encoder's ranking, whatever
         # method ranks the sources.
-        dense = search_one(open_searcher(store, ENCODER, embedders), question,
+        dense = search_one(open_cached(store, ENCODER, embedders), question,
                            EVIDENCE_DEPTH, allowed)
     except IndexStale:
         return None, (f"abstention is off: it reads the {ENCODER} index "

@@ -418,7 +418,12 @@ class Store:
         """Keys a filter may name: the built-in ones and every stored one."""
         from ingest.metadata import BUILTIN
 
-        stored = [r[0] for r in self.db.execute("SELECT DISTINCT key FROM doc_meta ORDER BY key")]
+        # Key by key along the (key, value) index: a read per distinct key, where
+        # SELECT DISTINCT would read every metadata row of the collection.
+        stored = [r[0] for r in self.db.execute(
+            "WITH RECURSIVE k(key) AS (SELECT min(key) FROM doc_meta UNION ALL "
+            "SELECT (SELECT min(key) FROM doc_meta WHERE key > k.key) FROM k "
+            "WHERE k.key IS NOT NULL) SELECT key FROM k WHERE key IS NOT NULL")]
         return list(dict.fromkeys([*BUILTIN, *stored]))
 
     def select_chunks(self, where) -> np.ndarray:
@@ -427,11 +432,14 @@ class Store:
         from ingest.filters import Selection, where_sql
 
         clause, args = where_sql(where, self.metadata_keys())
+        # Documents first (CROSS JOIN fixes the loop order): the condition is tested
+        # once per document, and only the kept documents' chunks are read, through
+        # chunks_document. Ordered by chunk id, SQLite would walk every chunk instead.
         rows = self.db.execute(
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document "
-            f"WHERE {clause} ORDER BY c.id", args).fetchall()
-        return Selection.of(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-                            where)
+            "SELECT c.id FROM documents d CROSS JOIN chunks c ON c.document = d.id "
+            f"WHERE {clause}", args).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return Selection.of(np.sort(ids), where)
 
     def chunk_documents(self, chunk_ids: Sequence[int]) -> dict[int, tuple]:
         """{chunk id: (document row id, doc_id, source, title, {key: [(value, number)]})}

@@ -176,6 +176,8 @@ def search(query, method, k, where, store, as_json):
     if as_json:
         _emit(found.to_dict())
         return
+    if found.reason:  # found nothing: say why, and fail as a script expects
+        raise RagminiError(found.reason)
     if found.where and not found.hits:
         click.echo(f"no chunk of a document matching {' and '.join(found.where)} matches "
                    "the query", err=True)

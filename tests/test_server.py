@@ -58,10 +58,15 @@ def test_search_body_is_the_cli_json(server, served_store):
     ({"q": "x", "k": 101}, 422, "less than or equal to 100"),
     ({"q": "x", "method": "bogus"}, 400, "unknown method 'bogus'"),
     ({"q": "x" * 2001}, 422, "at most 2000 characters"),
-    ({"q": "qwzxvq", "method": "glove"}, 400, "vocabulary"),
 ])
 def test_search_errors(server, params, status, fragment):
     assert fragment in _error(HTTP.get(f"{server}/api/search", params=params), status)["message"]
+
+
+def test_a_search_that_finds_nothing_says_why(server):
+    """As in Python: no hits and the reason, not an error (the CLI makes it one)."""
+    body = HTTP.get(f"{server}/api/search", params={"q": "qwzxvq", "method": "glove"}).json()
+    assert body["hits"] == [] and "vocabulary" in body["reason"]
 
 
 def test_other_client_errors(server):

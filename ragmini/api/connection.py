@@ -48,6 +48,9 @@ class Connection:
             with contextlib.suppress(sqlite3.ProgrammingError):  # opened by another thread
                 db.close()
         self._local = threading.local()
+        searchers = sys.modules.get("retrieval.searchers")  # loaded by the first search
+        if searchers is not None:
+            searchers.forget(self.path)  # what its open searchers hold is freed
         milvus = sys.modules.get("retrieval.milvus")  # loaded only if the store uses it
         if milvus is not None:
             milvus.release(self.path)  # Milvus Lite: let other processes open it

@@ -55,6 +55,8 @@ class SearchResult:
     doc_id, source, title, text). `behind` counts store commits the index lags
     (an ingest is running or was interrupted); 0 when current. `generation` is the
     store generation the index answered for (a fusion: the older of its parts).
+    `reason` says why there are no hits (no word of the query is known to the method,
+    the filter keeps nothing that matches); None when there are.
     """
 
     query: str
@@ -63,16 +65,19 @@ class SearchResult:
     where: tuple[str, ...] = ()
     behind: int = 0
     generation: int | None = None
+    reason: str | None = None
 
     @classmethod
     def of(cls, query: str, method: str, where: Where | None, hits: Sequence[Hit],
-           behind: int = 0, generation: int | None = None) -> SearchResult:
+           behind: int = 0, generation: int | None = None,
+           reason: str | None = None) -> SearchResult:
         return cls(query, method, tuple(hits), tuple(where.to_list()) if where else (), behind,
-                   generation)
+                   generation, reason)
 
     def to_dict(self) -> dict:
         return {"query": self.query, "method": self.method, "where": list(self.where),
-                "hits": [h.to_dict() for h in self.hits], "generation": self.generation}
+                "hits": [h.to_dict() for h in self.hits], "generation": self.generation,
+                "reason": self.reason}
 
     def __iter__(self) -> Iterator[Hit]:
         return iter(self.hits)

@@ -78,7 +78,9 @@ class Store(Connection):
             where: metadata filters, all of which must hold, e.g.
                 ["type=md", "source=notes/**", "modified>=2026-01-01"].
 
-        Returns a SearchResult; iterate it for the hits, best first.
+        Returns a SearchResult; iterate it for the hits, best first. A query that
+        finds nothing (no word of it in the method's vocabulary) returns no hits
+        and its `reason`, rather than raising.
 
         Example:
             >>> [h.doc_id for h in store.search("bm25 ranking", method="bm25", k=2)]
@@ -92,17 +94,22 @@ class Store(Connection):
         check_method(method)
         return self._search(query, method, k, parse_where(where))
 
-    def _search(self, query: str, method: str, k: int, parsed: Where | None) -> SearchResult:
+    def _search(self, query: str, method: str, k: int, parsed: Where | None,
+                explain: bool = True) -> SearchResult:
+        """With `explain`, finding nothing is a result with its reason; without, a
+        query no word of which the method knows raises NoMatch (compare's errors)."""
         from retrieval.contract import search_one
-        from retrieval.methods import index_generation, open_searcher, select
+        from retrieval.methods import index_generation, select
+        from retrieval.searchers import find, open_cached
 
         with errors():
             db = self._db()
             allowed = select(db, parsed)
-            searcher = open_searcher(db, method)
+            searcher = open_cached(db, method)  # kept open until a commit changes it
             built = index_generation(searcher, db)
-            hits = search_one(searcher, query, k, allowed)
-        return SearchResult.of(query, method, parsed, hits, searcher.behind, built)
+            hits, reason = (find(searcher, query, k, allowed) if explain
+                            else (search_one(searcher, query, k, allowed), None))
+        return SearchResult.of(query, method, parsed, hits, searcher.behind, built, reason)
 
     def compare(self, query: str, methods: Sequence[str] | None = None,
                 k: int = D.COMPARE_K,
@@ -134,7 +141,7 @@ class Store(Connection):
         results, failed = {}, {}
         for m in chosen:
             try:
-                results[m] = self._search(query, m, k, parsed)
+                results[m] = self._search(query, m, k, parsed, explain=False)
             except RagminiError as exc:  # one method failing (no index) leaves the others
                 failed[m] = exc
         return CompareResult(query, k, results, failed,

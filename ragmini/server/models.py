@@ -152,6 +152,8 @@ class SearchOut(BaseModel):
     hits: list[HitOut]
     generation: int = Field(description="the store generation the method's index answered "
                                         "for (for a fusion, the older of its two indexes)")
+    reason: str | None = Field(None, description="why there are no hits (no word of the query "
+                                                 "is known to the method, say); null with hits")
 
 
 class MethodHitsOut(BaseModel):
