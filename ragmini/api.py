@@ -600,16 +600,19 @@ _GENERATORS_LOCK = threading.Lock()
 _GENERATORS: dict[tuple, Any] = {}
 
 
-def _generator(name: str, allow_download: bool = False, fallback: bool = True):
-    """A generator by name, loaded once per process (embedders are shared the same
-    way by retrieval's own memo)."""
-    from generation.models import load_generator
+def _generator(name: str | None, allow_download: bool = False, fallback: bool = True,
+               base_url: str | None = None, torch: bool = False):
+    """A generator by name (None: the configured default), loaded once per process
+    (embedders are shared the same way by retrieval's own memo)."""
+    from generation.models import default_generator, load_generator
 
-    key = (name, allow_download, fallback)
+    name = name or default_generator()
+    key = (name, allow_download, fallback, base_url, torch)
     with _GENERATORS_LOCK:
         if key not in _GENERATORS:
             _GENERATORS[key] = load_generator(name, allow_download=allow_download,
-                                              fallback=fallback)
+                                              fallback=fallback, base_url=base_url,
+                                              torch=torch)
         return _GENERATORS[key]
 
 
@@ -763,20 +766,24 @@ class Store:
         return CompareResult(query, k, results, errors,
                              tuple(parsed.to_list()) if parsed else ())
 
-    def ask(self, question: str, *, generator: str = "distilgpt2", method: str = "sbert",
+    def ask(self, question: str, *, generator: str | None = None, method: str = "sbert",
             k: int = 3, strict: bool = True, abstain: bool = True, temperature: float = 0.0,
             top_p: float = 1.0, top_k: int = 0, max_new_tokens: int = 128,
             seed: int | None = None, no_repeat_ngram: int = 3,
             where: Sequence[str] | str | None = None, allow_download: bool = False,
-            fallback: bool = True, on_text: Callable[[str], None] | None = None) -> Answer:
+            fallback: bool = True, on_text: Callable[[str], None] | None = None,
+            base_url: str | None = None) -> Answer:
         """A cited answer to `question` from the top-`k` chunks (`ragmini ask`).
 
         Args:
-            generator: a Hugging Face id, a local model folder, "smollm2" (packaged)
-                or "extractive" (no language model: the sources' best sentences,
-                cited; fast and deterministic). "distilgpt2" falls back to the
-                packaged SmolLM2 offline unless `fallback=False`; the answer's
-                `generator` says so. Generators load once per process.
+            generator: "extractive" (no language model: the sources' best
+                sentences, cited; fast and deterministic), "smollm2" (the packaged
+                model on llama.cpp), "openai:MODEL" (an OpenAI-compatible server at
+                `base_url`), a Hugging Face id or a local model folder; None is
+                the configured default (generation.models.default_generator()).
+                "distilgpt2" falls back to the packaged SmolLM2 offline unless
+                `fallback=False`; the answer's `generator` says so. Generators
+                load once per process.
             strict: drop sentences the sources do not support; with none left,
                 answer extractively.
             abstain: say "The documents do not answer this." instead of answering
@@ -787,6 +794,8 @@ class Store:
             where: answer from the documents matching these filters only.
             allow_download: let a missing generator be fetched from the hub once.
             on_text: called with each piece of generated text as it is written.
+            base_url: the server of an "openai:MODEL" generator (default:
+                OPENAI_BASE_URL), e.g. "http://127.0.0.1:11434/v1".
 
         Example:
             >>> store.ask("What is product quantization?", generator="extractive").text
@@ -804,7 +813,7 @@ class Store:
         with _errors():
             db = self._db()
             # Generator first: a missing model fails before any retrieval work.
-            gen = _generator(generator, allow_download, fallback)
+            gen = _generator(generator, allow_download, fallback, base_url)
             done = ask_store(db, question, gen, method=method, k=k, sampling=sampling,
                              strict=strict, abstain=abstain, where=parsed, on_text=on_text)
         return Answer(done.answer, done.method, done.behind)
@@ -1311,7 +1320,7 @@ def tokens(text: str, tokenizer: str = "generator") -> Tokens:
         tok, name = load_tokenizer(), "all-MiniLM-L6-v2 (WordPiece)"
     else:
         gen = _generator("distilgpt2" if tokenizer == "generator" else tokenizer,
-                         fallback=tokenizer == "generator")
+                         fallback=tokenizer == "generator", torch=True)
         tok, name = gen.tokenizer, gen.name
     view = token_view(tok, text)
     return Tokens(name, tuple(view.tokens), tuple(view.ids), view.n_words)
@@ -1331,7 +1340,7 @@ def generate(prompt: str, n: int = 3, *, temperature: float = 0.8, top_p: float 
     if n < 1:
         raise QueryError("n must be at least 1", param="n")
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram=0)
-    gen = _generator(generator)
+    gen = _generator(generator, torch=True)
     texts = continuations(gen, prompt, n, sampling)
     probs = next_token_probs(gen, prompt, temperature) if show_probs else []
     return Generation(prompt, gen.name, temperature, top_p, top_k, seed, tuple(texts),

@@ -26,7 +26,7 @@ METHOD_HELP = ("glove, glove-sif, sbert, bm25, tfidf, w2v, w2v-sif; hybrid (bm25
 # Library messages name parameters; a user of the CLI reads its flags.
 FLAGS = {"k": "-k", "temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
          "max_new_tokens": "--max-new-tokens", "no_repeat_ngram": "--no-repeat-ngram",
-         "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "queries": "--queries",
+         "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "base_url": "--base-url", "queries": "--queries",
          "methods": "--methods", "where": "--where", "tune": "--tune"}
 
 
@@ -212,9 +212,13 @@ def _snippet(text: str, width: int = 160) -> str:
 @click.argument("question")
 @click.option("--method", default="sbert", show_default=True, help=METHOD_HELP)
 @click.option("-k", "k", default=3, show_default=True, help="Chunks given to the generator.")
-@click.option("--generator", default="distilgpt2", show_default=True,
-              help="Hugging Face id, local model folder, 'smollm2' (packaged), or 'extractive' "
-                   "(no language model: the sources' best sentences).")
+@click.option("--generator", default=None, show_default="extractive, or $RAGMINI_GENERATOR",
+              help="'extractive' (no language model: the sources' best sentences), 'smollm2' "
+                   "(the packaged model, on llama.cpp), 'openai:MODEL' (an OpenAI-compatible "
+                   "server, see --base-url), a Hugging Face id or a local model folder.")
+@click.option("--base-url", default=None,
+              help="The OpenAI-compatible server of an openai:MODEL generator "
+                   "(default: $OPENAI_BASE_URL), e.g. http://127.0.0.1:11434/v1 for Ollama.")
 @click.option("--temperature", default=0.0, show_default=True, help="0 is greedy decoding.")
 @click.option("--top-p", default=1.0, show_default=True)
 @click.option("--top-k", default=0, show_default=True, help="0 is off.")
@@ -235,8 +239,9 @@ def _snippet(text: str, width: int = 160) -> str:
 @_where_option
 @_store_option
 @_json_option
-def ask(question, method, k, generator, temperature, top_p, top_k, max_new_tokens, seed,
-        no_repeat_ngram, allow_download, no_fallback, strict, abstain, where, store, as_json):
+def ask(question, method, k, generator, base_url, temperature, top_p, top_k, max_new_tokens,
+        seed, no_repeat_ngram, allow_download, no_fallback, strict, abstain, where, store,
+        as_json):
     """Answer QUESTION from the store's top-k chunks, citing them as [n].
 
     Each sentence of the answer is checked against the sources it cites and
@@ -264,7 +269,8 @@ def ask(question, method, k, generator, temperature, top_p, top_k, max_new_token
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram)
     with _open_store(store) as st:
         # Generator first: a missing model should fail before any retrieval work.
-        gen = load_generator(generator, allow_download=allow_download, fallback=not no_fallback)
+        gen = load_generator(generator, allow_download=allow_download, fallback=not no_fallback,
+                             base_url=base_url)
         done = ask_store(st, question, gen, method=method, k=k, sampling=sampling,
                          strict=strict, abstain=abstain, where=parsed)
     _note_behind(method, done.behind)

@@ -173,7 +173,7 @@ def tokens(text, which, as_json):
         from generation.models import load_generator
 
         gen = load_generator("distilgpt2" if which == "generator" else which,
-                             fallback=which == "generator")
+                             fallback=which == "generator", torch=True)
         tokenizer, name = gen.tokenizer, gen.name
     view = token_view(tokenizer, text)
     if as_json:
@@ -219,7 +219,7 @@ def generate(prompt, n, temperature, top_p, top_k, seed, max_new_tokens, show_pr
     if n < 1:
         raise RagminiError("-n must be at least 1")
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram=0)
-    gen = load_generator(generator)
+    gen = load_generator(generator, torch=True)
     if gen.fallback_from:
         click.echo(f"note: '{gen.fallback_from}' is not available offline; using {gen.name}",
                    err=True)

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import IndexStale, ModelUnavailable, QueryError, RagminiError, StoreError
+from generation.models import available_generators, default_generator
 from retrieval.methods import (
     DEFAULT_INGEST,
     DEFAULT_METHOD,
@@ -48,7 +49,7 @@ MAX_OFFSET = 2**31 - 1  # SQLite takes 64-bit integers; no store has this many d
 UPLOAD_DIR = "uploads"
 # What ask may name over HTTP: the page's choices. Any other name would load another
 # model copy per name (an HF id, a server-side folder, or a SmolLM2 fallback each time).
-GENERATORS = ("distilgpt2", "smollm2", "extractive")
+GENERATORS = available_generators()  # read once: RAGMINI_GENERATOR may add one
 
 
 def _method_pattern() -> str:
@@ -113,7 +114,7 @@ class AskBody(BaseModel):
     model_config = ConfigDict(strict=True)
 
     question: Text
-    generator: Literal[GENERATORS] = "distilgpt2"
+    generator: Literal[GENERATORS] = Field(default_factory=default_generator)
     method: MethodName = DEFAULT_METHOD
     k: int = Field(3, ge=1, le=20)
     temperature: float = Field(0.0, ge=0.0, le=5.0)
@@ -419,7 +420,7 @@ class Engine:
                     get_embedder(method, store)
                 except QueryError:
                     pass  # bm25 and the like have no model
-        self.generator("distilgpt2")
+        self.generator(default_generator())
 
     def close(self) -> None:
         if self._jobs_dir is not None:
