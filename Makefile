@@ -15,12 +15,15 @@ STORE  ?= .ragmini
 setup: $(STAMP)
 
 # llama-cpp-python (the packaged SmolLM2 runs on it) compiles llama.cpp from its
-# sdist: about 12 minutes of 2 cores the first time, seconds from pip's wheel
-# cache after. These options leave out what ragmini does not load: the
-# multimodal library (mtmd) and llama.cpp's common/ library, which
-# llama-cpp-python forces on (cmake/llama-cpp-minimal.cmake). Measured in
-# docs/answers-llm.md.
-LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/cmake/llama-cpp-minimal.cmake
+# sdist the first time (265 s of CPU with these options, 641 s without), and
+# installs from pip's wheel cache in seconds after. The options leave out what
+# ragmini does not load: the multimodal library (mtmd) and llama.cpp's common/
+# library, which llama-cpp-python forces on (cmake/llama-cpp-minimal.cmake).
+# On x86-64, portable AVX2 kernels: -march=native crashed (SIGILL, AMX) on this
+# machine, and a cached native wheel would on another CPU. docs/answers-llm.md.
+LLAMA_CPU_ARGS   := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF)
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF $(LLAMA_CPU_ARGS) \
+	-DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/cmake/llama-cpp-minimal.cmake
 
 # torch first and pinned: the CPU wheel on this machine's disk. Installed later
 # or unpinned, a dependency would pull the multi-GB CUDA build instead.

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ModelUnavailable
-from generation.llamacpp import cores
+from generation.llamacpp import default_threads
 
 START_TIMEOUT = 60.0
 
@@ -66,11 +66,12 @@ def llama_server(model: Path, *, alias: str = "smollm2", api_key: str | None = N
                  threads: int | None = None, context: int = 4096) -> Iterator[LlamaServer]:
     """Run `python -m llama_cpp.server` on `model` for the length of the block.
 
-    `threads` defaults to every core (the server's own default is half);
+    `threads` defaults to generation.llamacpp.default_threads() (the server's
+    own default is half the cores);
     `api_key`, when given, is required of every request. Raises ModelUnavailable
     when the server cannot start (its log's last lines say why).
     """
-    threads = threads or cores()
+    threads = threads or default_threads()
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),

@@ -1,9 +1,7 @@
 """The packaged SmolLM2 GGUF run in-process by llama.cpp (llama-cpp-python).
 
 The GGUF file is read as it ships: nothing is converted or cached, so nothing
-can go stale. Measured on a 2-core machine (docs/answers-llm.md): load a
-quarter of a second, generation about five times the transformers path's
-tokens per second.
+can go stale. Figures against the transformers path: docs/answers-llm.md.
 
 How ragmini's Sampling maps onto llama.cpp's samplers:
 
@@ -14,22 +12,23 @@ How ragmini's Sampling maps onto llama.cpp's samplers:
 - seed: llama.cpp's own random generator, so a seed repeats an answer on
   llama.cpp but not the transformers path's answer for that seed;
 - no_repeat_ngram has no llama.cpp sampler: a logits processor here bans the
-  tokens that would repeat an n-gram of the answer so far (transformers' ban
-  also covers the prompt, which forbids quoting the sources; see
-  `_NoRepeatNgram`). Repeat, frequency and presence penalties are llama.cpp's
+  tokens that would repeat an n-gram of the answer so far, citation markers
+  excepted (transformers' ban also covers the prompt, which forbids quoting
+  the sources, and bans "[1]" once it appears; see `_NoRepeatNgram`). Repeat, frequency and presence penalties are llama.cpp's
   nearest relatives; they are not used.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ModelUnavailable
+from core.errors import ModelUnavailable, RagminiError
 from generation.prompt import Prompt, Source, build_prompt
 
 if TYPE_CHECKING:
@@ -43,12 +42,37 @@ INSTALL_HINT = ("llama-cpp-python is not installed: run `make setup` (its first 
                 "later installs take seconds) or use the generator 'smollm2-torch'")
 
 
+THREADS_ENV = "RAGMINI_THREADS"
+
+
 def cores() -> int:
-    """The CPU cores this process may run on (llama_cpp.server's default is half)."""
+    """The CPU cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """llama.cpp's threads: RAGMINI_THREADS, else every core but one (at least one).
+
+    llama.cpp's threads meet at a spinning barrier after every operation, so one
+    thread that loses its core stalls them all. Measured on this 2-core machine
+    with other work running (docs/answers-llm.md): 2 threads generated 0.4
+    tokens/s, 1 thread 9.5. Leaving a core free keeps the sentence encoder, a
+    server's other requests and the rest of the machine from causing that.
+    """
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise RagminiError(f"{THREADS_ENV}={raw!r} must be a whole number of threads, "
+                               "1 or more", param="threads")
+        return value
+    return max(1, cores() - 1)
 
 
 @dataclass
@@ -65,6 +89,15 @@ class LlamaCppGenerator:
     fallback_from: str | None = None
     needs_model = True
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _citations: frozenset[int] | None = field(default=None, repr=False)
+
+    @property
+    def citation_tokens(self) -> frozenset[int]:
+        """Tokens of citation markers, never banned as repeats; found on first use
+        (a scan of the vocabulary: a fraction of a second, not paid at load)."""
+        if self._citations is None:
+            self._citations = citation_tokens(self.llama)
+        return self._citations
 
     def prompt(self, question: str, sources: list[Source], budget: int) -> Prompt:
         """The chat prompt, rendered by the model's template and fitted to `budget` tokens."""
@@ -84,7 +117,9 @@ class LlamaCppGenerator:
         """The continuation of `input_ids`, piece by piece (whole UTF-8 characters)."""
         with self._lock:
             for chunk in self.llama.create_completion(
-                    prompt=list(input_ids), stream=True, **_sampling_args(sampling, input_ids)):
+                    prompt=list(input_ids), stream=True,
+                    **_sampling_args(sampling, input_ids, self.citation_tokens
+                                     if sampling.no_repeat_ngram else frozenset())):
                 text = chunk["choices"][0]["text"]
                 if text:
                     yield text
@@ -101,13 +136,14 @@ class LlamaCppGenerator:
 
 def load_llamacpp(path: Path, label: str, *, context: int = CONTEXT,
                   threads: int | None = None) -> LlamaCppGenerator:
-    """Load a GGUF chat model with llama.cpp, `threads` (default: every core) for both
-    reading the prompt and generating. Raises ModelUnavailable with what to do."""
+    """Load a GGUF chat model with llama.cpp, `threads` (default: default_threads())
+    for both reading the prompt and generating. Raises ModelUnavailable with what
+    to do."""
     try:
         from llama_cpp import Llama
     except ImportError as exc:
         raise ModelUnavailable(INSTALL_HINT, param="generator") from exc
-    threads = threads or cores()
+    threads = threads or default_threads()
     try:
         llama = Llama(model_path=str(path), n_ctx=context, n_threads=threads,
                       n_threads_batch=threads, verbose=False)
@@ -153,7 +189,8 @@ class _LlamaTokenizer:
         return self.llama.detokenize(list(ids)).decode("utf-8", errors="ignore")
 
 
-def _sampling_args(sampling: Sampling, input_ids: list[int]) -> dict:
+def _sampling_args(sampling: Sampling, input_ids: list[int],
+                   exempt: frozenset[int] = frozenset()) -> dict:
     """ragmini's Sampling as create_completion's keyword arguments (module docstring)."""
     args: dict[str, Any] = {
         "max_tokens": sampling.max_new_tokens, "temperature": sampling.temperature,
@@ -165,7 +202,7 @@ def _sampling_args(sampling: Sampling, input_ids: list[int]) -> dict:
         from llama_cpp import LogitsProcessorList
 
         args["logits_processor"] = LogitsProcessorList(
-            [_NoRepeatNgram(sampling.no_repeat_ngram, start=len(input_ids))])
+            [_NoRepeatNgram(sampling.no_repeat_ngram, start=len(input_ids), exempt=exempt)])
     return args
 
 
@@ -175,12 +212,13 @@ class _NoRepeatNgram:
     Only the generated tokens count (from `start`): transformers'
     no_repeat_ngram_size also bans the prompt's n-grams, and a RAG prompt holds
     the sources, so there it forbids copying any three words of them in a row.
-    Measured on the bundled dev questions (docs/answers-llm.md), banning only
-    the answer's own repeats stops the loops without that cost.
+    N-grams made only of `exempt` tokens (brackets, digits, commas: citation
+    markers) are never banned: "[1]" is three tokens, and banning its repeat
+    made SmolLM2 write "[1.1.2.1]" for a second citation of source 1.
     """
 
-    def __init__(self, n: int, start: int):
-        self.n, self.start = n, start
+    def __init__(self, n: int, start: int, exempt: frozenset[int] = frozenset()):
+        self.n, self.start, self.exempt = n, start, exempt
 
     def __call__(self, input_ids, scores):
         import numpy as np
@@ -190,11 +228,27 @@ class _NoRepeatNgram:
         if len(ids) < n - 1 or n < 1:
             return scores
         if n == 1:
-            banned = set(ids)
+            banned = set(ids) - self.exempt
         else:
             tail = ids[len(ids) - (n - 1):]
+            marker = all(t in self.exempt for t in tail)
             banned = {ids[i + n - 1] for i in range(len(ids) - n + 1)
-                      if ids[i:i + n - 1] == tail}
+                      if ids[i:i + n - 1] == tail
+                      and not (marker and ids[i + n - 1] in self.exempt)}
         if banned:
             scores[list(banned)] = -np.inf
         return scores
+
+
+_MARKER = re.compile(r"[\s\[\]\d,;]+")
+
+
+def citation_tokens(llama) -> frozenset[int]:
+    """The vocabulary's tokens made only of brackets, digits, commas and spaces: what
+    citation markers like "[1]" or "[2, 3]" are written with."""
+    out = set()
+    for token in range(llama.n_vocab()):
+        text = llama.detokenize([token]).decode("utf-8", errors="replace")
+        if text and _MARKER.fullmatch(text):
+            out.add(token)
+    return frozenset(out)

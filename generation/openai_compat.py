@@ -152,7 +152,7 @@ def _base_url(given: str | None) -> str:
     url = (given or os.environ.get(BASE_URL_ENV) or "").strip().rstrip("/")
     if not url:
         raise ModelUnavailable(
-            "an openai:MODEL generator needs its server's URL: pass --base-url (base_url=) "
+            "an openai:MODEL generator needs its server's URL: pass --base-url "
             f"or set {BASE_URL_ENV}, e.g. http://127.0.0.1:11434/v1 for Ollama or "
             "http://127.0.0.1:8080/v1 for llama.cpp's server", param="base_url")
     parts = urlparse(url)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import socket
 import threading
 
@@ -87,16 +88,37 @@ def test_no_repeat_ngram_bans_only_the_answers_own_repeats():
     # Too short to repeat anything.
     assert np.isfinite(ban(np.array(prompt + [1]), scores.copy())).all()
     assert np.isneginf(_NoRepeatNgram(1, start=0)(np.array([4, 2]), scores.copy())[[2, 4]]).all()
+    # Citation markers repeat freely: with 7 8 9 as "[", "1", "]", a second [1] is fine,
+    # but words after a marker still may not loop.
+    cite = _NoRepeatNgram(3, start=0, exempt=frozenset({7, 8, 9}))
+    assert np.isfinite(cite(np.array([7, 8, 9, 1, 7, 8]), scores.copy())).all()
+    assert np.isneginf(cite(np.array([9, 1, 2, 9, 1]), scores.copy())[2])
 
 
 @pytest.mark.slow
-def test_llamacpp_uses_every_core_and_the_models_template(smollm2, corpus_store, sbert):
+def test_citation_tokens_are_the_markers(smollm2):
+    texts = {smollm2.tokenizer.decode([t]) for t in smollm2.citation_tokens}
+    assert {"[", "]", "1", "2"} <= {t.strip() for t in texts}
+    assert all(re.fullmatch(r"[\s\[\]\d,;]+", t) for t in texts)
+    assert not {"the", " the", "a", "."} & texts
+    ids = smollm2.tokenizer("See [1] and [2, 3].")["input_ids"]
+    assert sum(t in smollm2.citation_tokens for t in ids) >= 6
+
+
+@pytest.mark.slow
+def test_llamacpp_threads_and_the_models_template(smollm2, corpus_store, sbert, monkeypatch):
     from core.models import smollm2_gguf
-    from generation.llamacpp import cores
+    from generation.llamacpp import cores, default_threads
     from generation.prompt import Source, build_prompt
     from transformers import AutoTokenizer
 
-    assert smollm2.threads == cores()
+    assert smollm2.threads == max(1, cores() - 1) == default_threads()
+    monkeypatch.setenv("RAGMINI_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.setenv("RAGMINI_THREADS", "0")
+    with pytest.raises(RagminiError, match="RAGMINI_THREADS"):
+        default_threads()
+    monkeypatch.delenv("RAGMINI_THREADS")
     gguf = smollm2_gguf()
     hf = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     hits = dense_search(corpus_store, "sbert", sbert, QUESTION, k=3)
