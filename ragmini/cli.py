@@ -27,7 +27,7 @@ METHOD_HELP = D.METHOD_HELP
 # Library messages name parameters; a user of the CLI reads its flags.
 FLAGS = {"k": "-k", "temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
          "max_new_tokens": "--max-new-tokens", "no_repeat_ngram": "--no-repeat-ngram",
-         "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "queries": "--queries",
+         "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "base_url": "--base-url", "queries": "--queries",
          "methods": "--methods", "where": "--where", "tune": "--tune"}
 
 
@@ -203,9 +203,13 @@ def _snippet(text: str, width: int = 160) -> str:
 @click.argument("question")
 @click.option("--method", default=D.METHOD, show_default=True, help=METHOD_HELP)
 @click.option("-k", "k", default=D.ASK_K, show_default=True, help="Chunks given to the generator.")
-@click.option("--generator", default=D.GENERATOR, show_default=True,
-              help="Hugging Face id, local model folder, 'smollm2' (packaged), or 'extractive' "
-                   "(no language model: the sources' best sentences).")
+@click.option("--generator", default=None, show_default="extractive, or $RAGMINI_GENERATOR",
+              help="'extractive' (no language model: the sources' best sentences), 'smollm2' "
+                   "(the packaged model, on llama.cpp), 'openai:MODEL' (an OpenAI-compatible "
+                   "server, see --base-url), a Hugging Face id or a local model folder.")
+@click.option("--base-url", default=None,
+              help="The OpenAI-compatible server of an openai:MODEL generator "
+                   "(default: $OPENAI_BASE_URL), e.g. http://127.0.0.1:11434/v1 for Ollama.")
 @click.option("--temperature", default=D.SAMPLING.temperature, show_default=True,
               help="0 is greedy decoding.")
 @click.option("--top-p", default=D.SAMPLING.top_p, show_default=True)
@@ -228,8 +232,9 @@ def _snippet(text: str, width: int = 160) -> str:
 @_where_option
 @_store_option
 @_json_option
-def ask(question, method, k, generator, temperature, top_p, top_k, max_new_tokens, seed,
-        no_repeat_ngram, allow_download, no_fallback, strict, abstain, where, store, as_json):
+def ask(question, method, k, generator, base_url, temperature, top_p, top_k, max_new_tokens,
+        seed, no_repeat_ngram, allow_download, no_fallback, strict, abstain, where, store,
+        as_json):
     """Answer QUESTION from the store's top-k chunks, citing them as [n].
 
     Each sentence of the answer is checked against the sources it cites and
@@ -248,7 +253,8 @@ def ask(question, method, k, generator, temperature, top_p, top_k, max_new_token
                       abstain=abstain, temperature=temperature, top_p=top_p, top_k=top_k,
                       max_new_tokens=max_new_tokens, seed=seed,
                       no_repeat_ngram=no_repeat_ngram, where=list(where),
-                      allow_download=allow_download, fallback=not no_fallback)
+                      allow_download=allow_download, fallback=not no_fallback,
+                      base_url=base_url)
     _note_behind(method, done.behind)
     if done.fallback_from:
         click.echo(f"note: generator '{done.fallback_from}' is not available offline; using "

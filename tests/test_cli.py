@@ -120,7 +120,8 @@ def test_eval_json_contract(capsys, corpus_store_path):
 @pytest.mark.slow
 def test_ask_json_contract(capsys, corpus_store_path, smollm2):
     code, out, err = run_cli(capsys, "ask", "What does BM25 do?", "--store",
-                             str(corpus_store_path), "--json", "--max-new-tokens", "32")
+                             str(corpus_store_path), "--json", "--max-new-tokens", "32",
+                             "--generator", "distilgpt2")
     assert code == 0, err
     data = json.loads(out)
     assert set(data) >= {"question", "answer", "citations", "sources", "generator"}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from eval.answers import DEFAULT_GENERATORS as ANSWER_EVAL_GENERATORS  # noqa: F401 (re-export)
 from generation.answer import Sampling
-from generation.models import DEFAULT_GENERATOR
+from generation.models import available_generators, default_generator
 from ingest.reading import MEDIA_TYPES
 from retrieval.methods import HELP as METHOD_HELP  # noqa: F401 (re-export)
 from retrieval.methods import (
@@ -40,7 +40,9 @@ SEARCH_K = DEFAULT_K     # chunks a search returns (5)
 COMPARE_K = 10           # chunks per method in a comparison
 ASK_K = 3                # chunks an answer is written from
 
-GENERATOR = DEFAULT_GENERATOR
+# The generator an answer is written by unless told: None means the configured
+# default, read at call time (`generator()`: extractive, or $RAGMINI_GENERATOR).
+GENERATOR = None
 # The lab samples from a language model, whatever answers: the design's distilgpt2
 # (the packaged SmolLM2 stands in offline).
 LAB_GENERATOR = "distilgpt2"
@@ -61,15 +63,16 @@ HISTORY_LIMIT = 20       # past eval runs listed
 FILE_MEDIA_TYPES = tuple(sorted(set(MEDIA_TYPES.values())))
 
 
+def generator() -> str:
+    """The generator that writes answers when none is named: extractive unless
+    $RAGMINI_GENERATOR names another (an OpenAI-compatible model, say)."""
+    return default_generator()
+
+
 def generators() -> list[str]:
     """The generators this process offers by name, the default first (a picker, the
     OpenAI-compatible `/v1/models`); nothing is loaded."""
-    from generation import models
-
-    listed = getattr(models, "available_generators", None)
-    if listed is not None:
-        return list(listed())
-    return list(dict.fromkeys([GENERATOR, "extractive", "smollm2", LAB_GENERATOR]))
+    return list(available_generators())
 
 
 def store_path(path: str | os.PathLike | None = None) -> Path:
@@ -97,7 +100,7 @@ def describe(indexed: Iterable[str]) -> dict:
     have = list(indexed)
     found = catalogue(have).to_dict()
     found["defaults"].update({
-        "generator": GENERATOR, "search_k": SEARCH_K, "compare_k": COMPARE_K, "ask_k": ASK_K,
+        "generator": generator(), "search_k": SEARCH_K, "compare_k": COMPARE_K, "ask_k": ASK_K,
         "strict": STRICT, "abstain": ABSTAIN, "temperature": SAMPLING.temperature,
         "top_p": SAMPLING.top_p, "top_k": SAMPLING.top_k,
         "max_new_tokens": SAMPLING.max_new_tokens, "no_repeat_ngram": SAMPLING.no_repeat_ngram,

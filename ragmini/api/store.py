@@ -147,22 +147,27 @@ class Store(Connection):
         return CompareResult(query, k, results, failed,
                              tuple(parsed.to_list()) if parsed else ())
 
-    def ask(self, question: str, *, generator: str = D.GENERATOR, method: str = D.METHOD,
-            k: int = D.ASK_K, strict: bool = D.STRICT, abstain: bool = D.ABSTAIN,
-            temperature: float = D.SAMPLING.temperature, top_p: float = D.SAMPLING.top_p,
-            top_k: int = D.SAMPLING.top_k, max_new_tokens: int = D.SAMPLING.max_new_tokens,
+    def ask(self, question: str, *, generator: str | None = D.GENERATOR,
+            method: str = D.METHOD, k: int = D.ASK_K, strict: bool = D.STRICT,
+            abstain: bool = D.ABSTAIN, temperature: float = D.SAMPLING.temperature,
+            top_p: float = D.SAMPLING.top_p, top_k: int = D.SAMPLING.top_k,
+            max_new_tokens: int = D.SAMPLING.max_new_tokens,
             seed: int | None = D.SAMPLING.seed,
             no_repeat_ngram: int = D.SAMPLING.no_repeat_ngram,
             where: Sequence[str] | str | None = None, allow_download: bool = False,
-            fallback: bool = True, on_text: Callable[[str], None] | None = None) -> Answer:
+            fallback: bool = True, on_text: Callable[[str], None] | None = None,
+            base_url: str | None = None) -> Answer:
         """A cited answer to `question` from the top-`k` chunks (`ragmini ask`).
 
         Args:
-            generator: a Hugging Face id, a local model folder, "smollm2" (packaged)
-                or "extractive" (no language model: the sources' best sentences,
-                cited; fast and deterministic). "distilgpt2" falls back to the
-                packaged SmolLM2 offline unless `fallback=False`; the answer's
-                `generator` says so. Generators load once per process.
+            generator: "extractive" (no language model: the sources' best
+                sentences, cited; fast and deterministic), "smollm2" (the packaged
+                model on llama.cpp), "openai:MODEL" (an OpenAI-compatible server at
+                `base_url`), a Hugging Face id or a local model folder; None is
+                the configured default (`defaults.generator()`: extractive, or
+                $RAGMINI_GENERATOR). "distilgpt2" falls back to the packaged
+                SmolLM2 offline unless `fallback=False`; the answer's `generator`
+                says so. Generators load once per process.
             strict: drop sentences the sources do not support; with none left,
                 answer extractively.
             abstain: say "The documents do not answer this." instead of answering
@@ -173,6 +178,8 @@ class Store(Connection):
             where: answer from the documents matching these filters only.
             allow_download: let a missing generator be fetched from the hub once.
             on_text: called with each piece of generated text as it is written.
+            base_url: the server of an "openai:MODEL" generator (default:
+                OPENAI_BASE_URL), e.g. "http://127.0.0.1:11434/v1".
 
         Example:
             >>> store.ask("What is product quantization?", generator="extractive").text
@@ -190,7 +197,7 @@ class Store(Connection):
         with errors():
             db = self._db()
             # Generator first: a missing model fails before any retrieval work.
-            gen = shared_generator(generator, allow_download, fallback)
+            gen = shared_generator(generator, allow_download, fallback, base_url)
             done = ask_store(db, question, gen, method=method, k=k, sampling=sampling,
                              strict=strict, abstain=abstain, where=parsed, on_text=on_text)
         return Answer(done.answer, done.method, done.behind, gen.fallback_from)
@@ -385,7 +392,7 @@ class Store(Connection):
                     get_embedder(method, db)
                 except QueryError:
                     pass  # bm25 and the like have no model
-        shared_generator(generator or D.GENERATOR)
+        shared_generator(generator or D.generator())
 
     def reindex(self, methods: Sequence[str] | None = None, index_type: str | None = None,
                 vector_store: str | None = None) -> Reindexed:

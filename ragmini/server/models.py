@@ -80,7 +80,8 @@ class AskBody(BaseModel):
     question: Text
     # One of GET /api/methods' generators (checked per request: the list is the
     # server's configuration, and any other name would load another model copy).
-    generator: str = Field(D.GENERATOR, max_length=200)
+    generator: str | None = Field(D.GENERATOR, max_length=200, description=(
+        "one of GET /api/methods' generators; null: the server's default"))
     method: MethodName = D.METHOD
     k: int = Field(D.ASK_K, ge=1, le=20)
     temperature: float = Field(D.SAMPLING.temperature, ge=0.0, le=5.0)

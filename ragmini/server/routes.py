@@ -106,7 +106,7 @@ def make_router(store: ragmini.Store, jobs: EvalJobs, *, token: bool,
         """The `ask --json` body; with `Accept: text/event-stream`, the answer's text as
         `token` events, then one `done` event with the whole body (or `error`)."""
         offered = D.generators()
-        if body.generator not in offered:
+        if body.generator is not None and body.generator not in offered:
             raise QueryError(f"unknown generator '{body.generator}'; this server offers "
                              f"{', '.join(offered)}", param="generator")
 
