@@ -190,6 +190,8 @@ class Answer:
     record: AnswerRecord
     method: str
     behind: int = 0
+    searched_for: str = ""  # the standalone query searched (a follow-up made from `history`)
+    rewrite: str = "as asked"  # how that query was made
 
     @property
     def text(self) -> str:
@@ -230,7 +232,8 @@ class Answer:
     def to_dict(self) -> dict:
         from generation.ask import AskResult
 
-        return AskResult(self.record, self.method, self.behind).to_dict()
+        return AskResult(self.record, self.method, self.behind, self.searched_for,
+                         self.rewrite).to_dict()
 
     def __str__(self) -> str:
         return self.text
@@ -768,7 +771,8 @@ class Store:
             top_p: float = 1.0, top_k: int = 0, max_new_tokens: int = 128,
             seed: int | None = None, no_repeat_ngram: int = 3,
             where: Sequence[str] | str | None = None, allow_download: bool = False,
-            fallback: bool = True, on_text: Callable[[str], None] | None = None) -> Answer:
+            fallback: bool = True, on_text: Callable[[str], None] | None = None,
+            history: Sequence[dict] | None = None) -> Answer:
         """A cited answer to `question` from the top-`k` chunks (`ragmini ask`).
 
         Args:
@@ -787,9 +791,15 @@ class Store:
             where: answer from the documents matching these filters only.
             allow_download: let a missing generator be fetched from the hub once.
             on_text: called with each piece of generated text as it is written.
+            history: the conversation so far, oldest first, as
+                [{"question": ..., "answer": ...}, ...]; a follow-up ("and how do I
+                list it?") is made standalone from it before retrieval, and the
+                answer's `searched_for` says what was searched.
 
         Example:
             >>> store.ask("What is product quantization?", generator="extractive").text
+            >>> store.ask("How is it trained?", generator="extractive", history=[
+            ...     {"question": "What is product quantization?", "answer": "..."}]).searched_for
         """
         from generation.answer import Sampling
         from generation.ask import ask as ask_store
@@ -800,14 +810,18 @@ class Store:
         check_queries([question], k)
         check_method(method)
         parsed = parse_where(where)
+        from generation.followup import check_history
+
         sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram)
+        turns = check_history(history)
         with _errors():
             db = self._db()
             # Generator first: a missing model fails before any retrieval work.
             gen = _generator(generator, allow_download, fallback)
             done = ask_store(db, question, gen, method=method, k=k, sampling=sampling,
-                             strict=strict, abstain=abstain, where=parsed, on_text=on_text)
-        return Answer(done.answer, done.method, done.behind)
+                             strict=strict, abstain=abstain, where=parsed, on_text=on_text,
+                             history=turns)
+        return Answer(done.answer, done.method, done.behind, done.searched_for, done.rewrite)
 
     def status(self, repair: bool = False) -> Status:
         """Documents, chunks, methods and indexes, and whether every index agrees with
