@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from core.errors import IndexStale
-from generation.abstain import decide, evidence
+from core.errors import IndexStale, QueryError
+from generation.abstain import decide, evidence, load_model
 from generation.answer import ABSTAIN_TEXT, Answer, Sampling, answer
 from generation.followup import Complete, standalone
 from generation.models import ExtractiveGenerator, Generator
@@ -29,6 +29,7 @@ from retrieval.methods import (
 )
 
 EVIDENCE_DEPTH = 10
+LEXICAL = "bm25"  # the ranking abstention compares with the dense one
 
 
 @dataclass
@@ -106,18 +107,25 @@ def ask(store: Store, question: str, generator: Generator | ExtractiveGenerator,
 
 
 def _decide(store: Store, question: str, embedders: dict, allowed=None):
-    """The abstention decision, or None (and why) when its ranking is missing."""
+    """The abstention decision, or None (and why) when a ranking it reads is missing."""
+    model = load_model()
     try:
         # The abstention model was calibrated on the encoder's ranking, whatever
         # method ranks the sources.
         dense = search_one(open_searcher(store, ENCODER, embedders), question,
                            EVIDENCE_DEPTH, allowed)
-    except IndexStale:
-        return None, (f"abstention is off: it reads the {ENCODER} index "
-                      f"(ingest with --methods {ENCODER})")
-    # BM25's ranking is not read: measured, it added nothing to these features
-    # (bench/calibrate_abstain.py reports the candidates).
-    return decide(evidence(question, dense, None, embedders[ENCODER].embed)), None
+        lexical = None
+        if model.reads_lexical:
+            try:
+                lexical = search_one(open_searcher(store, LEXICAL, embedders), question,
+                                     EVIDENCE_DEPTH, allowed)
+            except QueryError:  # no word of the question is in the corpus
+                lexical = []
+    except IndexStale as exc:
+        needed = LEXICAL if LEXICAL in str(exc) else ENCODER
+        return None, (f"abstention is off: it reads the {ENCODER} and {LEXICAL} indexes "
+                      f"(ingest with --methods {needed})")
+    return decide(evidence(question, dense, lexical, embedders[ENCODER].embed), model=model), None
 
 
 def _with(result: Answer, notes: list[str], decision) -> Answer:

@@ -50,6 +50,7 @@ _PLAIN_WORD = re.compile(r"^[(\"'`\u2018\u201c]*[A-Za-z][A-Za-z'\u2019-]*[)\"'`\
 _ENDS = re.compile(r"[.!?][)\"'`\u2019\u201d]*$")
 _CODE_SPAN = re.compile(r"`[^`'\n]{1,80}(?:'|`)")
 _OPENERS = "\"'`\u2018\u201c("
+_CAPS_HEADING = re.compile(r"^[ \t]*([A-Z][A-Z0-9]+(?:[ /-][A-Z0-9]+)*)[ \t]*$", re.MULTILINE)
 # "-v, --verbose" and "--force" open an option list's items, not sentences.
 _OPTION = re.compile(r"^[-\u2010\u2212+]{1,2}[A-Za-z0-9]")
 # A sentence that opens with one of these reads on from the sentence before it.
@@ -77,16 +78,18 @@ class Candidate:
 class Extract:
     text: str  # sentences, each followed by its citation
     picked: list[tuple[int, str]]  # (source number, sentence), in answer order
+    document: str = ""  # the doc_id the answer was drawn from
+    document_score: float = 0.0  # its score (see `document_scores`)
 
 
 def is_prose(sentence: str) -> bool:
     """Whether `sentence` reads as a sentence: enough plain words, no option-list
-    item or command line, no fragment (it starts with a capital, a digit or a
+    item or command line, no fragment (it starts with a letter, a digit or a
     quote and ends with a full stop, ! or ?)."""
     if _OPTION.match(sentence) or not _ENDS.search(sentence):
         return False
-    if sentence[:1].islower() or not (sentence[:1].isalnum() or sentence[:1] in _OPENERS):
-        return False  # the rest of a sentence cut by a code block or a chunk's edge
+    if not (sentence[:1].isalnum() or sentence[:1] in _OPENERS):
+        return False  # ") because ...": the rest of a sentence
     # A quoted command (`ls -l', `ls -l`) reads as one word of the sentence.
     tokens = _CODE_SPAN.sub("code", sentence).split()
     words = sum(bool(_PLAIN_WORD.match(t)) for t in tokens)
@@ -111,14 +114,19 @@ def candidate_sentences(sources: list[Source]) -> list[Candidate]:
     seen: set[str] = set()
     out: list[Candidate] = []
     for s in sources:
-        units = sentence_units(s.text)
+        # A line of capitals alone ("DESCRIPTION", "SEE ALSO") heads a man page section.
+        units = sentence_units(_CAPS_HEADING.sub(r"\n\n# \1\n\n", s.text))
+        after_text = s.chunk.start == 0  # a chunk starting inside its document may be cut
         for i, (sentence, heading) in enumerate(units):
             clean = _INTRO_TAIL.sub("", _MARKDOWN.sub("", sentence).strip())
             if clean and clean != sentence.strip() and not _ENDS.search(clean):
                 clean += "."
-            if heading or not is_prose(clean) or clean.lower() in seen:
-                continue
-            if i == 0 and s.chunk.start > 0 and clean[:1].islower():
+            prose = not heading and is_prose(clean)
+            # Lower case after code or a cut: the rest of a sentence ("which requests
+            # base 10."); after a heading or a whole sentence, a command name ("tar saves").
+            cut = clean[:1].islower() and not after_text
+            after_text = heading or prose
+            if not prose or cut or clean.lower() in seen:
                 continue
             seen.add(clean.lower())
             out.append(Candidate(s.n, i, clean, leans_on_previous(clean)))
@@ -209,7 +217,7 @@ def extract(question: str, sources: list[Source], embed: Embed,
     picked = [(candidates[i].n, candidates[i].text)
               for i in sorted(chosen, key=lambda i: (candidates[i].n, candidates[i].index))]
     text = " ".join(f"{sentence} [{n}]" for n, sentence in picked)
-    return Extract(text, picked)
+    return Extract(text, picked, anchor, float(ranked[anchor]))
 
 
 def document_scores(question: str, sources: list[Source], chunk_scores: list[float]
