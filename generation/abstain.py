@@ -58,6 +58,7 @@ MODEL_FILE = Path(__file__).with_name("abstain_model.json")
 SIGNALS = ("top", "sentence", "coverage", "focus", "bm25_per_word", "agreement",
            "answer_relevance", "answer_coverage", "question_support", "document")
 LEXICAL = ("bm25_per_word", "agreement")  # the signals that read the BM25 ranking
+ANSWER_SIDE = ("answer_relevance", "answer_coverage", "question_support", "document")
 SENTENCE_DEPTH = 5  # top passages whose sentences are compared with the question
 ANSWER_SOURCES = 3  # top passages the extractive answer is drawn from, as `ask -k 3`
 PREFIX = 5  # letters of a content word compared for `coverage`
@@ -154,10 +155,13 @@ def coverage(question: str, passage: str, prefix: int = PREFIX) -> float:
 
 def evidence(question: str, dense: Sequence, lexical: Sequence | None,
              embed: Callable[[list[str]], np.ndarray], depth: int = SENTENCE_DEPTH,
-             answer_sources: int = ANSWER_SOURCES) -> Evidence:
-    """Every signal of `SIGNALS` from the dense hits and the BM25 hits (retrieval.Hit,
+             answer_sources: int = ANSWER_SOURCES,
+             signals: Sequence[str] = SIGNALS) -> Evidence:
+    """The signals of `SIGNALS` from the dense hits and the BM25 hits (retrieval.Hit,
     best first; `lexical` None or [] without a BM25 index: its signals are 0);
-    `embed` is the dense method's own encoder (MiniLM)."""
+    `embed` is the dense method's own encoder (MiniLM). The answer-side signals
+    (an extractive answer: two more embed calls) are computed only when `signals`
+    names one of them; ask passes the model's features."""
     from generation.extractive import extract
     from generation.prompt import Source
     from generation.support import (
@@ -183,10 +187,12 @@ def evidence(question: str, dense: Sequence, lexical: Sequence | None,
     if lexical:
         values["bm25_per_word"] = float(lexical[0].score) / max(1, len(asked))
         values["agreement"] = float(lexical[0].doc_id == dense[0].doc_id)
+    values.update(dict.fromkeys(ANSWER_SIDE, 0.0))
+    if not any(s in ANSWER_SIDE for s in signals):
+        return Evidence({k: float(v) for k, v in values.items()})
     sources = [Source(i, h.chunk) for i, h in enumerate(dense[:answer_sources], 1)]
     made = extract(question, sources, embed)
-    values.update(answer_relevance=0.0, answer_coverage=0.0, question_support=0.0,
-                  document=made.document_score)
+    values["document"] = made.document_score
     if made.picked:
         text = " ".join(s for _, s in made.picked)
         values["answer_coverage"] = coverage(question, text)

@@ -125,7 +125,8 @@ def _decide(store: Store, question: str, embedders: dict, allowed=None):
         needed = LEXICAL if LEXICAL in str(exc) else ENCODER
         return None, (f"abstention is off: it reads the {ENCODER} and {LEXICAL} indexes "
                       f"(ingest with --methods {needed})")
-    return decide(evidence(question, dense, lexical, embedders[ENCODER].embed), model=model), None
+    ev = evidence(question, dense, lexical, embedders[ENCODER].embed, signals=model.features)
+    return decide(ev, model=model), None
 
 
 def _with(result: Answer, notes: list[str], decision) -> Answer:

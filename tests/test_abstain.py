@@ -191,3 +191,11 @@ def test_committed_calibration_matches_the_model_file_and_beats_top1():
     # The threshold keeps abstaining on answerable dev questions rare.
     for key in ("faq/dev", "bundled/dev"):
         assert report["sets"][key]["model"]["answerable_abstained"] <= 0.2
+
+
+def test_answer_side_signals_only_when_asked_for():
+    embed = KeywordEmbed()
+    ev = evidence(QUESTION, hits(), None, embed, signals=("sentence", "coverage"))
+    assert len(embed.calls) == 1  # the sentences only: no extractive answer was made
+    assert ev.answer_relevance == 0.0 and ev.document == 0.0
+    assert ev.sentence == evidence(QUESTION, hits(), None, KeywordEmbed()).sentence
