@@ -1,25 +1,33 @@
 """The extractive generator: no language model, only the sources' own sentences.
 
-It answers with the source sentences most similar to the question (MiniLM
-cosine), cited, and stays on topic:
+It answers with the source sentences closest to the question (MiniLM cosine),
+cited, and stays on topic:
 
-- only prose can be picked: headings, code and command lines, option-list
-  items, fragments cut at a chunk's edge or left behind by a code block, and
-  sentences that only introduce what follows ("... put this in .profile:")
-  are not sentences of an answer;
-- a relevance floor relative to the best sentence: a sentence is kept only if
-  its cosine is at least `floor` times the best one's, and a sentence from a
-  document other than the best sentence's must come closer still
-  (`other_floor`), so an answer about tar does not end on a grep option;
+- only prose can be picked: headings (Markdown, and man-page section lines such
+  as DESCRIPTION), code and command lines, option-list items, fragments cut at a
+  chunk's edge or left behind by a code block, and sentences that only
+  introduce what follows ("... put this in .profile:") are not sentences of an
+  answer;
+- one document answers: the sources' document whose best chunk is closest to
+  the question, helped by how many of the question's words it holds; its
+  sentences must reach `floor` times its best sentence's relevance, and a
+  sentence of another document must beat that best (`other_floor`), so an
+  answer about tar does not end on a grep option;
+- relevance is the cosine to the question plus `centrality` times the cosine to
+  the document's centroid: what the document is about beats a detail that
+  happens to share the question's words;
 - a sentence that leans on the one before it ("This preserves the history
-  ...", "However, ...") brings that one along, in source order;
+  ...", "However, ...") brings that one along, and a chosen sentence brings the
+  one that reads on from it; shown in source order;
 - maximal marginal relevance (Carbonell and Goldstein, 1998) passes over a
   sentence that says what a picked one already says;
 - at most `max_sentences`, fewer when fewer clear the floor.
 
-The constants were chosen on the FAQ dev split (bench/extractive.py sweeps
-them and reports dev and test); the answer is grounded by construction and is
-the baseline an LM answer must beat on closeness to the reference.
+The constants were chosen on the dev splits of the FAQ set and of the bundled
+corpus/answers.jsonl; bench/extractive.py compares the generator with the one
+it replaced on dev and test (docs/answers.md). The answer is grounded by
+construction and is the baseline an LM answer must beat on closeness to the
+reference.
 """
 
 from __future__ import annotations
