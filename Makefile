@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.ragmini-installed
 STORE  ?= .ragmini
 
 .PHONY: setup demo test bench bench-quick bench-encoders bench-extract bench-backends clean \
+	bench-followups bench-extractive bench-abstain \
 	chromium groff \
 	pandoc serve
 
@@ -70,6 +71,17 @@ bench-extract: setup groff pandoc   # PDF/DOCX/EPUB/ODT extraction and the PDF-c
 
 bench-backends: setup   # Milvus Lite vs FAISS and Ray vs plain on the man pages: ~15 min
 	$(BIN)/python bench/backends.py
+
+# Issue 27. FAQ and man pages from `ragmini datasets build faq|manpages --out DATA/...`.
+DATA ?= data
+bench-followups: setup   # follow-up rewrite rules on the follow-up set: ~30 min the first time (embeds ~10k chunks)
+	$(BIN)/python -m bench.followups --faq $(DATA)/faq --manpages $(DATA)/manpages --out $(DATA)/followups
+
+bench-extractive: setup   # the extractive answer against the previous one, FAQ and bundled: ~10 min
+	$(BIN)/python -m bench.extractive --faq $(DATA)/faq
+
+bench-abstain: setup   # re-calibrate abstention on dev; writes generation/abstain_model.json: ~10 min
+	$(BIN)/python -m bench.calibrate_abstain --faq $(DATA)/faq
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache
