@@ -18,7 +18,7 @@ accuracy is shipped: generation/abstain_model.json (what ask loads). The top-1
 dense score alone goes through the same procedure and is reported beside it on
 every split; the test parts are only reported.
 
-    python -m bench.calibrate_abstain [--faq /work/data/faq] [--out bench/abstain_calibration.json]
+    python -m bench.calibrate_abstain [--faq data/faq] [--out bench/abstain_calibration.json]
 """
 
 
@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import sys
 import tempfile
 from pathlib import Path
 
@@ -203,7 +200,7 @@ def main() -> None:
     from generation.abstain import MODEL_FILE, SIGNALS
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--faq", type=Path, default=Path("/work/data/faq"))
+    parser.add_argument("--faq", type=Path, default=REPO / "data" / "faq")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "abstain_calibration.json")
     parser.add_argument("--model", type=Path, default=MODEL_FILE)
     args = parser.parse_args()

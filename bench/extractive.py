@@ -10,7 +10,7 @@ Then `eval answers` as users get it (abstention on) for the FAQ test split.
 The constants of extractive.py were chosen on the dev splits of both sets
 (the sum of the gains in similarity and token F1 over the baseline); test is reported.
 
-    python -m bench.extractive [--faq /work/data/faq]
+    python -m bench.extractive [--faq data/faq]
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def main() -> None:
     from retrieval.methods import get_embedder
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--faq", type=Path, default=Path("/work/data/faq"))
+    parser.add_argument("--faq", type=Path, default=REPO / "data" / "faq")
     args = parser.parse_args()
     baseline = baseline_extract()
     from generation.extractive import extract as shipped

