@@ -94,7 +94,8 @@ def ask(store: Store, question: str, generator: Generator | ExtractiveGenerator,
     # The extractive answer ranks sentences against what was searched (a rule's
     # query carries the topic the follow-up leaves out); a language model reads
     # the question as asked, or the LLM's own standalone rewrite.
-    asked = query if (not generator.needs_model or made.how.startswith("rewritten")) else question
+    writes = getattr(generator, "needs_model", True)
+    asked = query if not writes or made.how.startswith("rewritten") else question
     result = answer(asked, hits, generator, sampling, embed=encoder.embed, strict=strict,
                     on_text=on_text)
     if asked != question:
