@@ -15,7 +15,7 @@ BENCH_PY := RAGMINI_BENCH_DATA=$(DATA) $(BIN)/python -m
 	bench bench-quick bench-run bench-encoders bench-extract bench-backends bench-baselines \
 	bench-filters bench-fusion bench-load bench-serve bench-calibrate-support \
 	bench-calibrate-abstain bench-docs bench-search \
-	bench-generators
+	bench-generators bench-followups bench-extractive
 
 setup: $(STAMP)
 
@@ -120,7 +120,7 @@ bench-serve: setup   # HTTP overhead and throughput on the bundled corpus: ~2 mi
 bench-calibrate-support: setup   # refit the support score: generation/support_model.json
 	$(BENCH_PY) bench.calibrate_support
 
-bench-calibrate-abstain: setup faq   # refit the abstention model
+bench-calibrate-abstain: setup faq   # re-calibrate abstention on dev; writes generation/abstain_model.json: ~10 min
 	$(BENCH_PY) bench.calibrate_abstain --faq $(DATA)/faq
 
 bench-docs: setup   # put the figures of bench/*.json into README.md and docs/
@@ -131,6 +131,12 @@ bench-search: setup   # a search through Store.search, the CLI and HTTP vs held 
 
 bench-generators: setup   # extractive, SmolLM2 on torch and llama.cpp, openai: via llama_cpp.server: ~40 min
 	$(BIN)/python -m bench.generators
+
+bench-followups: setup faq manpages   # follow-up rewrite rules on the follow-up set: ~30 min the first time (embeds ~10k chunks)
+	$(BIN)/python -m bench.followups --faq $(DATA)/faq --manpages $(DATA)/manpages --out $(DATA)/followups
+
+bench-extractive: setup faq   # the extractive answer against the previous one, FAQ and bundled: ~10 min
+	$(BIN)/python -m bench.extractive --faq $(DATA)/faq
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

@@ -120,7 +120,7 @@ def _token_counter(generator):
 
 def _bundled_store(folder: Path):
     from ingest.store import Store
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
 
     store = Store.open(folder / "store", create=True)
     ingest_and_index(store, [CORPUS], ["sbert"], progress=False)
@@ -131,7 +131,7 @@ def _faq_store():
     from eval.beir import dataset_store_dir
     from ingest.chunk import ChunkConfig
     from ingest.store import Store
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
 
     config = ChunkConfig()
     store = Store.open(dataset_store_dir(FAQ, config.size, config.overlap), create=True)

@@ -191,7 +191,8 @@ def evaluate_answer_run(*, store_path: Path | None = None, dataset: Path | None 
         questions = load_qa_dataset(dataset, split)
         config = ChunkConfig()
         store = Store.open(dataset_store_dir(dataset, config.size, config.overlap), create=True)
-        ingest_and_index(store, [Path(dataset) / "corpus.jsonl"], [ENCODER],
+        # Abstention compares the dense ranking with BM25's.
+        ingest_and_index(store, [Path(dataset) / "corpus.jsonl"], [ENCODER, "bm25"],
                          config=config, progress=progress)
         label = Path(dataset).name
     else:

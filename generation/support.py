@@ -144,6 +144,12 @@ def split_sentences(text: str) -> list[str]:
     return [unit for unit, _heading in _units(text)]
 
 
+def sentence_units(text: str) -> list[tuple[str, bool]]:
+    """(sentence, is_heading) pairs of `text`, in order: `split_sentences` with
+    each heading marked, for callers that must not take a title for a sentence."""
+    return _units(text)
+
+
 def _units(text: str) -> list[tuple[str, bool]]:
     """(sentence, is_heading) pairs of `text`."""
     out: list[tuple[str, bool]] = []

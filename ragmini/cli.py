@@ -517,11 +517,13 @@ def datasets_build(name, out, packages, no_update, work, no_progress, as_json):
 
 
 def _register_groups() -> None:
+    from ragmini.chat_cli import chat
     from ragmini.eval_cli import eval_group
     from ragmini.explore_cli import explore
 
     cli.add_command(eval_group)
     cli.add_command(explore)
+    cli.add_command(chat)
 
 
 _register_groups()

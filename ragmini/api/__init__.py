@@ -48,6 +48,7 @@ from ragmini.api.evaluation import (  # noqa: E402
     build_dataset,
     evaluate,
     evaluate_answers,
+    evaluate_conversations,
     history,
     tune,
 )
@@ -75,6 +76,7 @@ from ragmini.api.records import (  # noqa: E402
 )
 from ragmini.api.reports import (  # noqa: E402
     AnswerEvalReport,
+    ConversationReport,
     DatasetBuild,
     EvalHistory,
     EvalReport,

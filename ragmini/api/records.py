@@ -145,6 +145,8 @@ class Answer:
     method: str
     behind: int = 0
     fallback_from: str | None = None  # the generator asked for, when another stood in
+    searched_for: str = ""  # the standalone query searched (a follow-up made from `history`)
+    rewrite: str = "as asked"  # how that query was made
 
     @property
     def summary(self) -> str:
@@ -211,7 +213,8 @@ class Answer:
     def to_dict(self) -> dict:
         from generation.ask import AskResult
 
-        return AskResult(self.record, self.method, self.behind).to_dict()
+        return AskResult(self.record, self.method, self.behind, self.searched_for,
+                         self.rewrite).to_dict()
 
     def __str__(self) -> str:
         return self.text

@@ -162,6 +162,26 @@ class AnswerEvalReport:
 
 
 @dataclass(frozen=True)
+class ConversationReport:
+    """Follow-up retrieval (`eval conversations --json`): for each method, the last
+    turn retrieved alone, made standalone from the history, and as the hand-written
+    rewrite, with paired tests; the first method's figures at the top of `to_dict()`."""
+
+    results: tuple
+
+    def to_dict(self) -> dict:
+        from eval.conversations import conversations_body
+
+        return conversations_body(self.results)
+
+    def table(self) -> str:
+        from eval.conversations import format_conversation_table
+
+        return "\n\n".join(f"{r.dataset} ({r.split}), {r.method}:\n"
+                             + format_conversation_table(r) for r in self.results)
+
+
+@dataclass(frozen=True)
 class EvalHistory:
     """Past evaluation runs recorded in a store, newest first: `eval history --json`."""
 

@@ -156,7 +156,7 @@ class Store(Connection):
             no_repeat_ngram: int = D.SAMPLING.no_repeat_ngram,
             where: Sequence[str] | str | None = None, allow_download: bool = False,
             fallback: bool = True, on_text: Callable[[str], None] | None = None,
-            base_url: str | None = None) -> Answer:
+            base_url: str | None = None, history: Sequence[dict] | None = None) -> Answer:
         """A cited answer to `question` from the top-`k` chunks (`ragmini ask`).
 
         Args:
@@ -180,12 +180,19 @@ class Store(Connection):
             on_text: called with each piece of generated text as it is written.
             base_url: the server of an "openai:MODEL" generator (default:
                 OPENAI_BASE_URL), e.g. "http://127.0.0.1:11434/v1".
+            history: the conversation so far, oldest first, as
+                [{"question": ..., "answer": ...}, ...]; a follow-up ("and how do I
+                list it?") is made standalone from it before retrieval, and the
+                answer's `searched_for` says what was searched.
 
         Example:
             >>> store.ask("What is product quantization?", generator="extractive").text
+            >>> store.ask("How is it trained?", generator="extractive", history=[
+            ...     {"question": "What is product quantization?", "answer": "..."}]).searched_for
         """
         from generation.answer import Sampling
         from generation.ask import ask as ask_store
+        from generation.followup import check_history
         from ingest.filters import parse_where
         from retrieval.contract import check_queries
         from retrieval.methods import check_method
@@ -194,13 +201,16 @@ class Store(Connection):
         check_method(method)
         parsed = parse_where(where)
         sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram)
+        turns = check_history(history)
         with errors():
             db = self._db()
             # Generator first: a missing model fails before any retrieval work.
             gen = shared_generator(generator, allow_download, fallback, base_url)
             done = ask_store(db, question, gen, method=method, k=k, sampling=sampling,
-                             strict=strict, abstain=abstain, where=parsed, on_text=on_text)
-        return Answer(done.answer, done.method, done.behind, gen.fallback_from)
+                             strict=strict, abstain=abstain, where=parsed, on_text=on_text,
+                             history=turns)
+        return Answer(done.answer, done.method, done.behind, gen.fallback_from,
+                      done.searched_for, done.rewrite)
 
     def status(self, repair: bool = False) -> Status:
         """Documents, chunks, methods and indexes, and whether every index agrees with

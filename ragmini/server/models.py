@@ -74,6 +74,15 @@ class CompareBody(BaseModel):
     where: WhereList = Field(default_factory=list)
 
 
+class TurnIn(BaseModel):
+    """One earlier turn of a conversation: a follow-up is made standalone from them."""
+
+    model_config = ConfigDict(strict=True)
+
+    question: Text
+    answer: str = Field("", max_length=20_000)
+
+
 class AskBody(BaseModel):
     model_config = ConfigDict(strict=True)
 
@@ -93,6 +102,9 @@ class AskBody(BaseModel):
     strict: bool = D.STRICT
     abstain: bool = D.ABSTAIN
     where: WhereList = Field(default_factory=list)
+    history: list[TurnIn] = Field(default_factory=list, max_length=50, description=(
+        "the conversation so far, oldest first: a follow-up is made standalone from it "
+        "before retrieval (the body's `searched_for` says what was searched)"))
 
 
 class EvalBody(BaseModel):
@@ -216,6 +228,9 @@ class AskOut(BaseModel):
     abstained: bool
     abstain_score: float | None
     abstain_threshold: float | None
+    searched_for: str = Field(description="the query actually searched (a follow-up made "
+                                          "standalone from the history)")
+    rewrite: str = Field(description="how that query was made")
 
 
 class MethodStatusOut(BaseModel):

@@ -116,7 +116,8 @@ def make_router(store: ragmini.Store, jobs: EvalJobs, *, token: bool,
                              temperature=body.temperature, top_p=body.top_p,
                              top_k=body.top_k, max_new_tokens=body.max_new_tokens,
                              seed=body.seed, no_repeat_ngram=body.no_repeat_ngram,
-                             where=body.where or None, on_text=on_text).to_dict()
+                             where=body.where or None, on_text=on_text,
+                             history=[t.model_dump() for t in body.history]).to_dict()
 
         if "text/event-stream" not in request.headers.get("accept", ""):
             return await asyncio.to_thread(run)
