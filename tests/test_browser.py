@@ -136,12 +136,12 @@ def test_the_page_offers_what_the_store_has(page, site):
 def test_no_method_name_is_written_into_the_page():
     """The page asks /api/methods; no name of the registry (or a generator) is a
     literal in its HTML, JS or CSS."""
-    from ragmini.server.app import GENERATORS
+    from ragmini.api.defaults import generators
     from retrieval.methods import names
 
     for path in STATIC.glob("*.*"):
         text = path.read_text(encoding="utf-8")
-        for name in (*names(), *GENERATORS):
+        for name in (*names(), *generators()):
             assert not re.search(rf"""['"`>]{re.escape(name)}['"`<]""", text, re.I), (path, name)
             assert not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text), (path, name)
 
@@ -198,6 +198,27 @@ def test_ask_streams_and_marks_support(page, tmp_path):
     page.click("#ask-advanced-toggle")
     assert page.locator("#ask-temperature").is_visible()
     _shot(page, "answer.png", tmp_path)
+
+
+def test_a_follow_up_leans_on_the_conversation(page, tmp_path):
+    """The page keeps the conversation: a follow-up is searched standalone (shown),
+    the earlier turn is listed, and "new conversation" forgets it."""
+    page.click("#tab-ask")
+    page.select_option("#ask-generator", "extractive")
+    page.fill("#ask-q", "What is BM25?")
+    page.click("#ask-form button[type=submit]")
+    expect(page.locator("#ask-state")).to_have_text("answered by extractive")
+    expect(page.locator("#conversation-turns li")).to_have_count(1)
+    page.fill("#ask-q", "How does it normalise for document length?")
+    page.click("#ask-form button[type=submit]")
+    expect(page.locator("#conversation-turns li")).to_have_count(2)
+    expect(page.locator("#ask-searched")).to_contain_text("searched for:")
+    expect(page.locator("#ask-searched")).to_contain_text("BM25")
+    expect(page.locator("#ask-sources")).to_contain_text("bm25.md")
+    _shot(page, "conversation.png", tmp_path)
+    page.click("#conversation-new")
+    expect(page.locator("#conversation")).to_be_hidden()
+    expect(page.locator("#ask-searched")).to_be_hidden()
 
 
 def test_checkboxes_sit_beside_their_labels(page):

@@ -215,6 +215,7 @@ def test_document_files_and_text(store_path, folder, pdf):
 
 
 def test_methods_come_from_the_registry(store_path):
+    from ragmini.api import defaults
     from retrieval.methods import DEFAULT_K, FUSIONS
 
     body = client(store_path).get("/api/methods").json()
@@ -222,7 +223,7 @@ def test_methods_come_from_the_registry(store_path):
     assert [f["name"] for f in body["fusions"]] == list(FUSIONS)
     assert not any(f["available"] for f in body["fusions"])  # no sbert in this store
     expected = {"method": "bm25", "k": DEFAULT_K, "compare": ["bm25"],
-                "generator": "distilgpt2"}
+                "generator": defaults.generator()}
     assert {k: body["defaults"][k] for k in expected} == expected
     assert {g["name"] for g in body["generators"]} == {"distilgpt2", "smollm2", "extractive"}
 

@@ -179,7 +179,17 @@ def test_openai_ask_plain_and_streamed(served, corpus_store, sbert):
 
 
 @pytest.mark.slow
-def test_openai_ask_strict_and_abstaining(served, corpus_store, sbert):
+def test_openai_ask_strict_and_abstaining(served, store_copy, sbert):
+    from ingest.store import Store
+    from retrieval.indexing import update_index
+
+    with Store.open(store_copy) as corpus_store:
+        # Abstention reads the MiniLM and the BM25 rankings (generation/abstain.py).
+        update_index(corpus_store, "bm25", progress=False)
+        _strict_and_abstaining(served, corpus_store, sbert)
+
+
+def _strict_and_abstaining(served, corpus_store, sbert):
     done = ask(corpus_store, QUESTION, served, strict=True, sampling=Sampling(max_new_tokens=64),
                embedders={"sbert": sbert})
     a = done.answer

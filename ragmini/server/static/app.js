@@ -276,12 +276,40 @@ $("#ask-advanced-toggle").addEventListener("click", (e) => {
   e.target.setAttribute("aria-expanded", String(!box.hidden));
 });
 
+// The conversation: earlier turns stay in this browser tab (sessionStorage) and go
+// with each question as `history`, so a follow-up is made standalone before retrieval.
+const TURNS_KEY = "ragmini.conversation";
+const MAX_TURNS = 10;
+const turns = () => JSON.parse(sessionStorage.getItem(TURNS_KEY) || "[]");
+
+function saveTurns(list) {
+  sessionStorage.setItem(TURNS_KEY, JSON.stringify(list.slice(-MAX_TURNS)));
+  renderConversation();
+}
+
+function renderConversation() {
+  const list = turns();
+  $("#conversation").hidden = list.length === 0;
+  $("#conversation-count").textContent = list.length ? `${plural(list.length, "earlier question")}; follow-ups lean on them` : "";
+  $("#conversation-turns").replaceChildren(...list.map((t) => el("li", {},
+    el("p", { class: "turn-q", text: t.question }),
+    el("p", { class: "turn-a muted", text: snippet(t.answer, 300) }))));
+}
+
+$("#conversation-new").addEventListener("click", () => {
+  saveTurns([]);
+  $("#ask-searched").hidden = true;
+  $("#ask-q").focus();
+});
+renderConversation();
+
 $("#ask-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const seed = $("#ask-seed").value;
   const answer = $("#ask-answer");
   answer.replaceChildren();
   $("#ask-summary").textContent = "";
+  $("#ask-searched").hidden = true;
   $("#ask-sources").replaceChildren();
   busy("ask", $("#ask-form button[type=submit]"), async () => {
     await methodsLoaded;
@@ -291,6 +319,7 @@ $("#ask-form").addEventListener("submit", (e) => {
       temperature: Number($("#ask-temperature").value), top_p: Number($("#ask-top-p").value),
       top_k: Number($("#ask-top-k").value), max_new_tokens: Number($("#ask-max").value),
       seed: seed === "" ? null : Number(seed), where: whereOf($("#ask-where").value),
+      history: turns().map((t) => ({ question: t.question, answer: t.answer })),
     };
     setState("ask", "retrieving and writing… (the first answer loads the model)");
     const res = await fetch("/api/ask", { method: "POST", body: JSON.stringify(request),
@@ -309,7 +338,15 @@ $("#ask-form").addEventListener("submit", (e) => {
         const event = /^event: (.*)$/m.exec(block)?.[1];
         const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] || "null");
         if (event === "token") answer.append(data.text);
-        else if (event === "done") { renderAnswer(data); setState("ask", outcome(data)); }
+        else if (event === "done") {
+          renderAnswer(data); setState("ask", outcome(data));
+          if (data.searched_for && data.searched_for !== data.question) {
+            const searched = $("#ask-searched");
+            searched.textContent = `searched for: ${data.searched_for} (${data.rewrite})`;
+            searched.hidden = false;
+          }
+          saveTurns([...turns(), { question: data.question, answer: data.answer }]);
+        }
         else if (event === "error") throw new Error(data.error.message);
       }
     }
