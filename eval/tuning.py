@@ -46,6 +46,10 @@ class TuneResult:
     best: FusionParams
     recorded: bool = False
 
+    def table(self, top: int = 8) -> str:
+        """The parts alone, the best settings and what was recorded, as text."""
+        return format_tuning(self, top)
+
     def to_dict(self) -> dict:
         return {"fusion": self.fusion, "parts": list(self.parts), "n_queries": self.n_queries,
                 "dataset": self.dataset, "best": self.best.__dict__ | {

@@ -23,7 +23,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from core.errors import RagminiError
+from core.errors import QueryError
 
 OCR_MODES = ("auto", "always", "never")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
@@ -55,13 +55,13 @@ class OcrOptions:
 
     def __post_init__(self) -> None:
         if self.mode not in OCR_MODES:
-            raise RagminiError(f"ocr must be one of {', '.join(OCR_MODES)}, not {self.mode!r}",
+            raise QueryError(f"ocr must be one of {', '.join(OCR_MODES)}, not {self.mode!r}",
                                param="ocr")
         if not 50 <= self.dpi <= 1200:
-            raise RagminiError(f"ocr dpi must be between 50 and 1200, not {self.dpi}",
+            raise QueryError(f"ocr dpi must be between 50 and 1200, not {self.dpi}",
                                param="ocr_dpi")
         if not self.page_timeout > 0:
-            raise RagminiError("ocr_timeout must be above 0 seconds", param="ocr_timeout")
+            raise QueryError("ocr_timeout must be above 0 seconds", param="ocr_timeout")
 
     @property
     def enabled(self) -> bool:

@@ -13,6 +13,7 @@ from ingest.documents import EXTRACT_TIMEOUT_S
 from ingest.load import DEFAULT_MAX_BYTES, Document, Skipped, load_paths
 from ingest.ocr import OcrOptions
 from ingest.paths import decode_source, stored_path
+from ingest.paths import files_of as _files_of  # (tests import it from here)
 from ingest.store import Store
 from core.errors import RagminiError
 
@@ -53,6 +54,7 @@ def ingest_paths(
     extract_timeout: float = EXTRACT_TIMEOUT_S,
     split: Splitter | None = None,
     ocr: OcrOptions | None = None,
+    id_root: Path | None = None,
 ) -> IngestReport:
     """Bring the store's documents and chunks up to date with `paths`.
 
@@ -61,6 +63,7 @@ def ingest_paths(
     under a given folder is gone are removed. Embedding is retrieval's job
     (`retrieval.update_indexes`), run after this. `split` chunks the documents
     (default `split_documents`, here; `retrieval.ray_engine` runs it on Ray).
+    `id_root`: files given alone under it get ids relative to it (`load.discover`).
     """
     stored_config = store.chunk_config()
     wanted = asdict(config)
@@ -73,7 +76,7 @@ def ingest_paths(
 
     report = IngestReport()
     loaded = load_paths(paths, max_bytes=max_bytes, follow_links=follow_links, progress=progress,
-                        extract_timeout=extract_timeout, ocr=ocr)
+                        extract_timeout=extract_timeout, ocr=ocr, id_root=id_root)
     report.skipped.extend(loaded.skipped)
     stored = store.documents()
 
@@ -131,13 +134,6 @@ def split_documents(documents: list[Document], config: ChunkConfig, progress: bo
     for doc in tqdm(documents, desc="chunking", unit="doc", disable=not progress or None,
                     leave=False):
         yield locate(chunker.split(doc.text), doc.locations, doc.location_kind)
-
-
-def _files_of(source: str) -> list[str]:
-    """The stored files `source` may come from, longest first: itself, or the part
-    before a "#" (feed items and jsonl lines are "path#id", and a file name may
-    hold "#" too)."""
-    return [source] + [source[:i] for i in range(len(source) - 1, 0, -1) if source[i] == "#"]
 
 
 def _under(file: str, targets: list[str], exact: bool = False) -> bool:

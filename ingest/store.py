@@ -341,6 +341,12 @@ class Store:
                                "deleted_gen IS NULL ORDER BY source", [doc_id])
         return [r[0] for r in rows]
 
+    def document_chunks(self, source: str) -> list[ChunkRow]:
+        """The live chunks of the live document from `source`, in document order."""
+        rows = self.db.execute(_CHUNK_ROW + "WHERE d.source = ? AND d.deleted_gen IS NULL "
+                               "AND c.deleted_gen IS NULL ORDER BY c.position", [source])
+        return [ChunkRow(*r) for r in rows]
+
     def replace_documents(
         self,
         new: Sequence[tuple[object, str, Sequence[object]]],
@@ -412,7 +418,12 @@ class Store:
         """Keys a filter may name: the built-in ones and every stored one."""
         from ingest.metadata import BUILTIN
 
-        stored = [r[0] for r in self.db.execute("SELECT DISTINCT key FROM doc_meta ORDER BY key")]
+        # Key by key along the (key, value) index: a read per distinct key, where
+        # SELECT DISTINCT would read every metadata row of the collection.
+        stored = [r[0] for r in self.db.execute(
+            "WITH RECURSIVE k(key) AS (SELECT min(key) FROM doc_meta UNION ALL "
+            "SELECT (SELECT min(key) FROM doc_meta WHERE key > k.key) FROM k "
+            "WHERE k.key IS NOT NULL) SELECT key FROM k WHERE key IS NOT NULL")]
         return list(dict.fromkeys([*BUILTIN, *stored]))
 
     def select_chunks(self, where) -> np.ndarray:
@@ -421,11 +432,14 @@ class Store:
         from ingest.filters import Selection, where_sql
 
         clause, args = where_sql(where, self.metadata_keys())
+        # Documents first (CROSS JOIN fixes the loop order): the condition is tested
+        # once per document, and only the kept documents' chunks are read, through
+        # chunks_document. Ordered by chunk id, SQLite would walk every chunk instead.
         rows = self.db.execute(
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document "
-            f"WHERE {clause} ORDER BY c.id", args).fetchall()
-        return Selection.of(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-                            where)
+            "SELECT c.id FROM documents d CROSS JOIN chunks c ON c.document = d.id "
+            f"WHERE {clause}", args).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return Selection.of(np.sort(ids), where)
 
     def chunk_documents(self, chunk_ids: Sequence[int]) -> dict[int, tuple]:
         """{chunk id: (document row id, doc_id, source, title, {key: [(value, number)]})}
@@ -526,6 +540,39 @@ class Store:
                 return
             yield [ChunkRow(*r) for r in rows]
             last = rows[-1][0]
+
+    def chunk_context(self, chunk_id: int, neighbours: int = 1) -> tuple[ChunkRow, list[ChunkRow]] | None:
+        """A chunk and the chunks around it in its document (`neighbours` each side,
+        reading order, the chunk itself included); None if no such chunk exists."""
+        found = self.chunk_rows([chunk_id]).get(int(chunk_id))
+        if found is None:
+            return None
+        row = self.db.execute("SELECT document, position, deleted_gen FROM chunks WHERE id = ?",
+                              [int(chunk_id)]).fetchone()
+        document, position, deleted = row
+        live = "AND c.deleted_gen IS NULL " if deleted is None else ""
+        rows = self.db.execute(_CHUNK_ROW + f"WHERE c.document = ? {live}AND c.position BETWEEN "
+                               "? AND ? ORDER BY c.position",
+                               [document, position - neighbours, position + neighbours])
+        return found, [ChunkRow(*r) for r in rows]
+
+    def document_list(self, where=None, offset: int = 0, limit: int = 50
+                      ) -> tuple[int, list[dict]]:
+        """(matching live documents in all, one page of them, newest first, with their
+        chunk counts and `type`): `document_page` with a metadata filter."""
+        from ingest.filters import where_sql
+
+        clause, args = ("1", []) if where is None else where_sql(where, self.metadata_keys())
+        total = self.db.execute(f"SELECT count(*) FROM documents d WHERE d.deleted_gen IS NULL "
+                                f"AND {clause}", args).fetchone()[0]
+        rows = self.db.execute(
+            "SELECT d.doc_id, d.source, d.title, d.n_chars, d.ingested_at, count(c.id), "
+            "(SELECT m.value FROM doc_meta m WHERE m.document = d.id AND m.key = 'type') "
+            "FROM documents d LEFT JOIN chunks c ON c.document = d.id AND c.deleted_gen IS NULL "
+            f"WHERE d.deleted_gen IS NULL AND {clause} GROUP BY d.id ORDER BY d.id DESC "
+            "LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        keys = ("doc_id", "source", "title", "n_chars", "ingested_at", "chunks", "type")
+        return total, [dict(zip(keys, r)) for r in rows]
 
     # -- vectors -----------------------------------------------------------
 

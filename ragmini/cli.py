@@ -1,7 +1,9 @@
-"""The `ragmini` command: a thin layer wiring ingest -> retrieval -> generation, and eval.
+"""The `ragmini` command: flags in, one call to the public Python API (ragmini.api),
+text or the record's `to_dict()` (`--json`) out.
 
-Heavy libraries are imported inside each command so `--help` stays instant.
-User mistakes (RagminiError) become one line on stderr and exit status 1.
+Defaults come from ragmini.api.defaults, so `--help` shows the API's own. Heavy
+libraries load inside the API calls, so `--help` stays quick. User mistakes
+(RagminiError) become one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -13,20 +15,19 @@ from pathlib import Path
 
 import click
 
-from core.errors import RagminiError
+import ragmini
 from ragmini import __version__
-from retrieval.methods import DEFAULT_INGEST, ENCODERS
+from ragmini.api import defaults as D
+from ragmini.api.errors import RagminiError
 from ragmini.clitools import emit as _emit
 from ragmini.clitools import json_option as _json_option
-from ragmini.clitools import open_store as _open_store
 from ragmini.clitools import store_option as _store_option
 
-METHOD_HELP = ("glove, glove-sif, sbert, bm25, tfidf, w2v, w2v-sif; hybrid (bm25+sbert, "
-               "normalised scores), hybrid-rrf, hybrid-wrrf (rank fusion) or hybrid:A+B.")
+METHOD_HELP = D.METHOD_HELP
 # Library messages name parameters; a user of the CLI reads its flags.
 FLAGS = {"k": "-k", "temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
          "max_new_tokens": "--max-new-tokens", "no_repeat_ngram": "--no-repeat-ngram",
-         "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "queries": "--queries",
+         "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "base_url": "--base-url", "queries": "--queries",
          "methods": "--methods", "where": "--where", "tune": "--tune",
          "ocr": "--ocr", "ocr_timeout": "--ocr-timeout"}
 
@@ -62,15 +63,16 @@ def cli() -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_store_option
-@click.option("--methods", default=",".join(DEFAULT_INGEST), show_default=True,
+@click.option("--methods", default=",".join(D.INGEST_METHODS), show_default=True,
               help="Comma-separated methods to index: " + METHOD_HELP)
-@click.option("--chunk-size", default=200, show_default=True,
+@click.option("--chunk-size", default=D.CHUNK_SIZE, show_default=True,
               help="Chunk length in MiniLM tokens (at most 254).")
-@click.option("--overlap", default=30, show_default=True, help="Tokens shared by neighbouring chunks.")
-@click.option("--index", "index_type", type=click.Choice(["flat", "hnsw", "ivf-pq", "sq8"]),
+@click.option("--overlap", default=D.OVERLAP, show_default=True,
+              help="Tokens shared by neighbouring chunks.")
+@click.option("--index", "index_type", type=click.Choice(D.INDEX_TYPES),
               default=None, help="FAISS index type for the dense methods (kept for later "
               "runs; default flat, exact).")
-@click.option("--encoder", type=click.Choice(ENCODERS), default=None,
+@click.option("--encoder", type=click.Choice(D.ENCODERS), default=None,
               help="How sbert vectors are made: onnx-int8 (default for a new store: ONNX "
               "Runtime, int8 weights, no torch at query time), onnx (fp32) or torch "
               "(sentence-transformers). A store keeps the encoder its vectors came from; "
@@ -86,15 +88,17 @@ def cli() -> None:
 @click.option("--ray-address", default=None, metavar="ADDRESS",
               help="A running Ray cluster for --engine ray (e.g. ray://HEAD:10001).")
 @click.option("--prune", is_flag=True, help="Remove stored documents whose files are gone.")
-@click.option("--max-file-mb", default=20.0, show_default=True, help="Skip larger files.")
-@click.option("--extract-timeout", default=60.0, show_default=True, metavar="SECONDS",
+@click.option("--max-file-mb", default=D.MAX_FILE_MB, show_default=True,
+              help="Skip larger files.")
+@click.option("--extract-timeout", default=D.EXTRACT_TIMEOUT, show_default=True,
+              metavar="SECONDS",
               help="Give up on a PDF, DOCX, EPUB or ODT file whose text takes longer.")
 @click.option("--follow-links", is_flag=True, help="Follow symbolic links (off: they can loop).")
-@click.option("--ocr", type=click.Choice(["auto", "always", "never"]), default="auto",
-              show_default=True, help="Read scanned PDF pages and images (PNG, JPEG, TIFF) "
+@click.option("--ocr", type=click.Choice(D.OCR_MODES), default=D.OCR, show_default=True,
+              help="Read scanned PDF pages and images (PNG, JPEG, TIFF) "
               "with Tesseract OCR: auto (only pages without a text layer), always (every "
               "PDF page) or never.")
-@click.option("--ocr-timeout", default=120.0, show_default=True, metavar="SECONDS",
+@click.option("--ocr-timeout", default=D.OCR_TIMEOUT, show_default=True, metavar="SECONDS",
               help="Give up on a page whose OCR takes longer.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @_json_option
@@ -102,7 +106,7 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vect
            engine, ray_address, prune, max_file_mb, extract_timeout, follow_links, ocr,
            ocr_timeout, no_progress, as_json):
     """Add folders or files (.txt .md .html, PDF, DOCX, EPUB, ODT, RSS/Atom feeds, BEIR
-    corpus.jsonl) to the store.
+    corpus.jsonl; scanned PDFs and PNG, JPEG, TIFF images by OCR) to the store.
 
     Re-running it is cheap: unchanged documents are skipped, changed ones
     re-chunked and re-embedded, and every method's index brought up to date.
@@ -113,44 +117,38 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vect
       ragmini ingest notes/ feed.xml --methods sbert --store /tmp/notes-store
       ragmini ingest corpus/ --vector-store milvus --engine ray
     """
-    import time
-
-    from ingest.chunk import ChunkConfig
-    from ingest.ocr import OcrOptions
-    from retrieval.indexing import ingest_and_index
-    from retrieval.methods import parse_methods
-
-    chosen = parse_methods(methods)
-    ocr_options = OcrOptions(mode=ocr, page_timeout=ocr_timeout)
-    config = ChunkConfig(size=chunk_size, overlap=overlap)
-    started = time.perf_counter()
-    with _open_store(store, create=True) as st:
-        done = ingest_and_index(st, list(paths), chosen, config=config, index_type=index_type,
-                                progress=not no_progress, max_bytes=int(max_file_mb * 2**20),
-                                follow_links=follow_links, prune=prune, encoder=encoder,
-                                extract_timeout=extract_timeout, vector_store=vector_store,
-                                engine=engine, ray_address=ray_address, ocr=ocr_options)
-    elapsed = time.perf_counter() - started
-    report, indexed, embedded = done.report, done.methods, done.embedded
-    totals = {"documents": done.documents, "chunks": done.chunks}
+    with ragmini.open(store, progress=not no_progress) as st:
+        done = st.ingest(list(paths), methods=_split(methods), chunk_size=chunk_size,
+                         overlap=overlap, index_type=index_type, prune=prune,
+                         max_file_mb=max_file_mb, follow_links=follow_links, encoder=encoder,
+                         extract_timeout=extract_timeout, vector_store=vector_store,
+                         engine=engine, ray_address=ray_address, ocr=ocr,
+                         ocr_timeout=ocr_timeout)
     if as_json:
-        from ragmini.api import IngestResult
-
-        _emit(IngestResult.of(done, elapsed).to_dict())  # the Python API's record
+        _emit(done.to_dict())
         return
-    from ingest.paths import display_source
-
-    for s in report.skipped:
-        click.echo(f"skipped {display_source(s.path)}: {s.reason}", err=True)
-    for n in report.notes:
+    report = done.report
+    for path, reason in done.skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    for n in done.notes:
         click.echo(f"note: {n}", err=True)
+    # Chunks, not chunk x method vectors: each method embeds the same new chunks.
+    chunks_embedded = max((r.embedded for r in done.methods), default=0)
+    by = [r.method for r in done.methods if r.embedded]
     click.echo(f"{report.new} new, {report.changed} changed, {report.removed} removed, "
-               f"{report.unchanged} unchanged; {embedded} chunks embedded")
-    for r in indexed:
+               f"{report.unchanged} unchanged; {chunks_embedded} "
+               f"chunk{'' if chunks_embedded == 1 else 's'} embedded"
+               + (f" (by {', '.join(by)})" if len(by) > 1 else ""))
+    for r in done.methods:
         empty = f", {r.empty} chunks with no known word left out" if r.empty else ""
         click.echo(f"  {r.method:<9} {r.n_vectors} vectors in {r.seconds:.1f}s{empty}")
-    click.echo(f"store {store}: {totals['documents']} documents, {totals['chunks']} chunks "
-               f"({elapsed:.1f}s)")
+    click.echo(f"store {store}: {done.documents} documents, {done.chunks} chunks "
+               f"({done.seconds:.1f}s)")
+
+
+def _split(value: str) -> list[str]:
+    """A comma-separated flag as a list."""
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 WHERE_HELP = ("Only documents whose metadata match: KEY=VALUE (a glob for source, e.g. "
@@ -166,8 +164,8 @@ def _where_option(f):
 
 @cli.command()
 @click.argument("query")
-@click.option("--method", default="sbert", show_default=True, help=METHOD_HELP)
-@click.option("-k", "k", default=5, show_default=True, help="Number of chunks to return.")
+@click.option("--method", default=D.METHOD, show_default=True, help=METHOD_HELP)
+@click.option("-k", "k", default=D.SEARCH_K, show_default=True, help="Number of chunks to return.")
 @_where_option
 @_store_option
 @_json_option
@@ -180,26 +178,18 @@ def search(query, method, k, where, store, as_json):
       ragmini search "word vectors" --method glove -k 3 --json
       ragmini search "index types" --where 'type=md' --where 'tags=faiss'
     """
-    from ingest.filters import parse_where
-    from retrieval.contract import check_queries, search_one
-    from retrieval.methods import check_method, open_searcher, select
-
-    check_queries([query], k)
-    check_method(method)
-    parsed = parse_where(where)
-    with _open_store(store) as st:
-        allowed = select(st, parsed)
-        retriever = open_searcher(st, method)
-        hits = search_one(retriever, query, k, allowed)
-    _note_behind(method, retriever.behind)
+    with ragmini.open(store) as st:
+        found = st.search(query, method=method, k=k, where=list(where))
+    _note_behind(method, found.behind)
     if as_json:
-        from ragmini.api import SearchResult
-
-        _emit(SearchResult.of(query, method, parsed, hits).to_dict())  # the Python API's record
+        _emit(found.to_dict())
         return
-    if parsed is not None and not hits:
-        click.echo(f"no chunk of a document matching {parsed} matches the query", err=True)
-    for h in hits:
+    if found.reason:  # found nothing: say why, and fail as a script expects
+        raise RagminiError(found.reason)
+    if found.where and not found.hits:
+        click.echo(f"no chunk of a document matching {' and '.join(found.where)} matches "
+                   "the query", err=True)
+    for h in found.hits:
         click.echo(f"{h.rank:>2}. {h.score:.3f}  {h.cite}  ({h.title})")
         click.echo(f"    {_snippet(h.text)}")
 
@@ -219,33 +209,40 @@ def _snippet(text: str, width: int = 160) -> str:
 
 @cli.command()
 @click.argument("question")
-@click.option("--method", default="sbert", show_default=True, help=METHOD_HELP)
-@click.option("-k", "k", default=3, show_default=True, help="Chunks given to the generator.")
-@click.option("--generator", default="distilgpt2", show_default=True,
-              help="Hugging Face id, local model folder, 'smollm2' (packaged), or 'extractive' "
-                   "(no language model: the sources' best sentences).")
-@click.option("--temperature", default=0.0, show_default=True, help="0 is greedy decoding.")
-@click.option("--top-p", default=1.0, show_default=True)
-@click.option("--top-k", default=0, show_default=True, help="0 is off.")
-@click.option("--max-new-tokens", default=128, show_default=True)
-@click.option("--seed", type=int, default=None, help="Same seed, same sampled answer.")
-@click.option("--no-repeat-ngram", default=3, show_default=True,
+@click.option("--method", default=D.METHOD, show_default=True, help=METHOD_HELP)
+@click.option("-k", "k", default=D.ASK_K, show_default=True, help="Chunks given to the generator.")
+@click.option("--generator", default=None, show_default="extractive, or $RAGMINI_GENERATOR",
+              help="'extractive' (no language model: the sources' best sentences), 'smollm2' "
+                   "(the packaged model, on llama.cpp), 'openai:MODEL' (an OpenAI-compatible "
+                   "server, see --base-url), a Hugging Face id or a local model folder.")
+@click.option("--base-url", default=None,
+              help="The OpenAI-compatible server of an openai:MODEL generator "
+                   "(default: $OPENAI_BASE_URL), e.g. http://127.0.0.1:11434/v1 for Ollama.")
+@click.option("--temperature", default=D.SAMPLING.temperature, show_default=True,
+              help="0 is greedy decoding.")
+@click.option("--top-p", default=D.SAMPLING.top_p, show_default=True)
+@click.option("--top-k", default=D.SAMPLING.top_k, show_default=True, help="0 is off.")
+@click.option("--max-new-tokens", default=D.SAMPLING.max_new_tokens, show_default=True)
+@click.option("--seed", type=int, default=D.SAMPLING.seed,
+              help="Same seed, same sampled answer.")
+@click.option("--no-repeat-ngram", default=D.SAMPLING.no_repeat_ngram, show_default=True,
               help="Never repeat an n-gram of this size (0 is off); stops small models looping.")
 @click.option("--allow-download", is_flag=True,
               help="Let a missing --generator be fetched from the Hugging Face hub once.")
 @click.option("--no-fallback", is_flag=True,
               help="Fail if --generator is unavailable instead of using the packaged SmolLM2.")
-@click.option("--strict/--no-strict", default=True, show_default=True,
+@click.option("--strict/--no-strict", default=D.STRICT, show_default=True,
               help="Drop sentences the sources do not support; if none is left, answer "
                    "extractively. --no-strict shows the generator's text with each "
                    "unsupported sentence marked.")
-@click.option("--abstain/--no-abstain", default=True, show_default=True,
+@click.option("--abstain/--no-abstain", default=D.ABSTAIN, show_default=True,
               help="Say so, instead of answering, when the documents do not hold an answer.")
 @_where_option
 @_store_option
 @_json_option
-def ask(question, method, k, generator, temperature, top_p, top_k, max_new_tokens, seed,
-        no_repeat_ngram, allow_download, no_fallback, strict, abstain, where, store, as_json):
+def ask(question, method, k, generator, base_url, temperature, top_p, top_k, max_new_tokens,
+        seed, no_repeat_ngram, allow_download, no_fallback, strict, abstain, where, store,
+        as_json):
     """Answer QUESTION from the store's top-k chunks, citing them as [n].
 
     Each sentence of the answer is checked against the sources it cites and
@@ -259,43 +256,31 @@ def ask(question, method, k, generator, temperature, top_p, top_k, max_new_token
       ragmini ask "what is nucleus sampling?" --generator extractive --json
       ragmini ask "what is nucleus sampling?" --temperature 0.7 --seed 1
     """
-    from generation.answer import Sampling
-    from generation.ask import ask as ask_store
-    from generation.models import load_generator
-    from retrieval.contract import check_queries
-    from retrieval.methods import check_method
-
-    from ingest.filters import parse_where
-
-    check_queries([question], k)
-    check_method(method)
-    parsed = parse_where(where)
-    sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram)
-    with _open_store(store) as st:
-        # Generator first: a missing model should fail before any retrieval work.
-        gen = load_generator(generator, allow_download=allow_download, fallback=not no_fallback)
-        done = ask_store(st, question, gen, method=method, k=k, sampling=sampling,
-                         strict=strict, abstain=abstain, where=parsed)
+    with ragmini.open(store) as st:
+        done = st.ask(question, generator=generator, method=method, k=k, strict=strict,
+                      abstain=abstain, temperature=temperature, top_p=top_p, top_k=top_k,
+                      max_new_tokens=max_new_tokens, seed=seed,
+                      no_repeat_ngram=no_repeat_ngram, where=list(where),
+                      allow_download=allow_download, fallback=not no_fallback,
+                      base_url=base_url)
     _note_behind(method, done.behind)
-    if gen.fallback_from:
-        click.echo(f"note: generator '{gen.fallback_from}' is not available offline; using the "
-                   f"packaged {gen.name} (--allow-download fetches it, --no-fallback makes this "
-                   "an error)", err=True)
-    result = done.answer
+    if done.fallback_from:
+        click.echo(f"note: generator '{done.fallback_from}' is not available offline; using "
+                   f"the packaged {done.generator.split(',')[0]} (--allow-download fetches it, "
+                   "--no-fallback makes this an error)", err=True)
     if as_json:
         _emit(done.to_dict())
         return
-    _print_answer(result)
-    for note in result.notes:
+    _print_answer(done)
+    for note in done.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"(generator: {result.generator})", err=True)
+    click.echo(f"(generator: {done.generator})", err=True)
 
 
 def _print_answer(result) -> None:
-    from generation.support import summary_line
-
+    """An answer for people: a sentence a line with its support mark, then the sources."""
     if result.abstained:
-        click.echo(f"{result.answer} (confidence the documents hold an answer: "
+        click.echo(f"{result.text} (confidence the documents hold an answer: "
                    f"{result.abstain_score:.2f}, below {result.abstain_threshold:.2f}; "
                    "--no-abstain answers anyway)")
         click.echo("")
@@ -307,13 +292,11 @@ def _print_answer(result) -> None:
             for s in result.sentences:
                 click.echo(f"{marks[s.support.label]}{s.text}")
             click.echo("")
-            weak = sum(s.support.label == "weak" for s in result.sentences)
-            click.echo(summary_line(result.sentences)
-                       + (f"; {weak} weak (~)" if weak else "")
+            click.echo(result.summary
                        + ("; ✗ = not supported by the sources" if any(
                            s.support.label == "unsupported" for s in result.sentences) else ""))
         else:
-            click.echo(result.answer or "(the model produced no text)")
+            click.echo(result.text or "(the model produced no text)")
         click.echo("")
         click.echo("Sources:")
     for s in result.sources:
@@ -335,23 +318,18 @@ def remove(paths, store, as_json):
     Example:
       ragmini remove corpus/docs/old-notes.md
     """
-    from retrieval.indexing import remove_and_index
-
-    with _open_store(store) as st:
-        removed = remove_and_index(st, list(paths))
-        left = st.count("documents")
+    with ragmini.open(store) as st:
+        done = st.remove(list(paths))
     if as_json:
-        from ragmini.api import Removal
-
-        _emit(Removal(tuple(removed), left).to_dict())  # the Python API's record
+        _emit(done.to_dict())
         return
-    click.echo(f"removed {len(removed)} document(s); {left} left")
+    click.echo(f"removed {len(done.removed)} document(s); {done.documents} left")
 
 
 @cli.command()
 @click.option("--method", "methods", default=None,
               help="Comma-separated methods to rebuild (default: all in the store).")
-@click.option("--index", "index_type", type=click.Choice(["flat", "hnsw", "ivf-pq", "sq8"]),
+@click.option("--index", "index_type", type=click.Choice(D.INDEX_TYPES),
               default=None, help="Switch the dense methods to this index type.")
 @click.option("--vector-store", default=None, metavar="STORE",
               help="Move the dense methods to faiss, milvus (Lite) or a Milvus server URI.")
@@ -365,18 +343,12 @@ def reindex(methods, index_type, vector_store, store, as_json):
       ragmini reindex --index hnsw
       ragmini reindex --vector-store milvus
     """
-    from retrieval.indexing import reindex as rebuild
-
-    with _open_store(store) as st, st.writer_lock():
-        reports = rebuild(st, methods.split(",") if methods else (), index_type, vector_store)
-    out = {r.method: {"vectors": r.n_vectors, "unembedded": r.unembedded,
-                      "seconds": round(r.seconds, 3)} for r in reports}
+    with ragmini.open(store) as st:
+        done = st.reindex(_split(methods) if methods else None, index_type, vector_store)
     if as_json:
-        from ragmini.api import Reindexed
-
-        _emit(Reindexed(tuple(reports)).to_dict())  # the Python API's record
+        _emit(done.to_dict())
         return
-    for m, r in out.items():
+    for m, r in done.to_dict()["methods"].items():
         extra = (f"; {r['unembedded']} chunks have no vector yet (run `ragmini ingest`)"
                  if r["unembedded"] else "")
         click.echo(f"{m}: {r['vectors']} vectors indexed in {r['seconds']:.2f}s{extra}")
@@ -392,21 +364,13 @@ def status(repair, store, as_json):
 
     Exit status 1 when an index disagrees with the store (and --repair was not given).
     """
-    from retrieval.status import check_store
-    from retrieval.status import repair as repair_store
-
-    with _open_store(store) as st:
-        report = check_store(st)
-        repaired = False
-        if repair and not (report.consistent and report.up_to_date):
-            report, repaired = repair_store(st, progress=not as_json), True
+    with ragmini.open(store, progress=not as_json) as st:
+        done = st.status(repair=repair)
     if as_json:
-        from ragmini.api import Status
-
-        _emit(Status(report, repaired).to_dict())  # the Python API's record
+        _emit(done.to_dict())
     else:
-        _print_status(report, repaired)
-    if not report.consistent:
+        _print_status(done.report, done.repaired)
+    if not done.consistent:
         sys.exit(1)
 
 
@@ -447,23 +411,29 @@ def _print_status(report, repaired: bool) -> None:
 @click.option("--preload", is_flag=True, help="Load the models before the first request.")
 @click.option("--max-upload-mb", default=20.0, show_default=True, help="Largest upload a file.")
 @click.option("--cors-origin", default=None, help="Allow this browser origin (CORS is off).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests for this Host name (repeatable; loopback names "
+                   "and the bound address are allowed, anything else is refused).")
 @click.option("--watch", "watch_paths", multiple=True, type=click.Path(path_type=Path),
               metavar="PATH", help="Keep the store in sync with PATH as its files change, "
-              "as `ragmini watch` does (repeat for more folders); GET /api/watch reports it.")
-def serve(store, host, port, token, preload, max_upload_mb, cors_origin, watch_paths):
+              "as `ragmini watch` does (repeatable); the page's counts follow it.")
+def serve(store, host, port, token, preload, max_upload_mb, cors_origin, allow_hosts,
+          watch_paths):
     """Serve the HTTP API and the web page for the store.
 
     \b
-    The page is at http://HOST:PORT/, the API under /api/, its docs at /docs.
+    The page is at http://HOST:PORT/, the API under /api/, its docs at /docs, the
+    OpenAI-compatible endpoint under /v1/ and the MCP server at /mcp.
     Example:
       ragmini serve --preload
-      RAGMINI_TOKEN=secret ragmini serve --host 0.0.0.0
+      RAGMINI_TOKEN=secret ragmini serve --host 0.0.0.0 --allow-host myhost.lan
     """
     import ipaddress
 
     import uvicorn
 
     from ragmini.server.app import Settings, create_app
+    from ragmini.server.guard import http_protocol
 
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -474,20 +444,50 @@ def serve(store, host, port, token, preload, max_upload_mb, cors_origin, watch_p
                            "it could read and change the store; pass --token (or set "
                            "RAGMINI_TOKEN), or bind 127.0.0.1")
     if not watch_paths:  # with --watch, the first sync makes the store
-        _open_store(store).close()  # a missing store fails here, in one line
-    settings = Settings(Path(store), token or None, int(max_upload_mb * 2**20), cors_origin)
-    app = create_app(settings, preload=preload)
-    from ragmini.watch_cli import serve_watch
+        ragmini.open(store).methods()  # a missing store fails here, in one line
+    settings = Settings(Path(store), token or None, int(max_upload_mb * 2**20), cors_origin,
+                        host, tuple(allow_hosts))
+    watching = None
+    if watch_paths:  # before the server starts: a second watcher of the store fails here
+        from ragmini.watch_cli import log_event
 
-    stop_watch = serve_watch(app, Path(store), watch_paths) if watch_paths else None
+        with ragmini.open(store) as st:
+            watching = st.watch(list(watch_paths), on_event=log_event)
+    app = create_app(settings, preload=preload, watching=watching)
     click.echo(f"ragmini serving {store} on http://{host}:{port}/ (API docs at /docs; "
                "Ctrl-C stops)", err=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=http_protocol())
     finally:
-        if stop_watch is not None:
-            stop_watch()
-        app.state.engine.close()
+        if watching is not None:
+            watching.stop()
+        app.state.jobs.close()
+        app.state.store.close()
+
+
+@cli.command()
+@_store_option
+@click.option("--allow-write", multiple=True, metavar="FOLDER",
+              type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Add `ingest` and `remove` tools that act only under FOLDER (repeatable). "
+                   "Without it every tool is read-only.")
+def mcp(store, allow_write):
+    """Serve the store to MCP clients (agents) over stdio.
+
+    Tools: search, get_document, get_chunk, list_documents, ask (a cited answer
+    with per-sentence support labels, or an abstention); the ragmini://status
+    resource. Register it in a client's configuration as the command
+    `ragmini mcp --store /path/to/store` (docs/mcp.md has the JSON). `ragmini serve`
+    serves the same tools over HTTP at /mcp.
+
+    \b
+    Example:
+      ragmini mcp --store .ragmini
+      ragmini mcp --store notes-store --allow-write ~/notes
+    """
+    from ragmini.mcp_server import run_stdio
+
+    run_stdio(Path(store), allow_write)
 
 
 @cli.group()
@@ -520,22 +520,16 @@ def datasets_build(name, out, packages, no_update, work, no_progress, as_json):
       ragmini eval --dataset data/manpages --split dev
       ragmini datasets build faq --out data/faq
     """
+    built = ragmini.build_dataset(name, out, packages=_split(packages) if packages else None,
+                                  update=not no_update, work=work,
+                                  progress=not no_progress)
+    meta = built.metadata
+    if as_json:
+        _emit(built.to_dict())
+        return
     if name == "faq":
-        from eval.faqs import build as build_faq
-
-        meta = build_faq(out, work=work, update=not no_update, progress=not no_progress)
-        if as_json:
-            _emit(meta)
-            return
         click.echo(f"{meta['questions']} questions ({meta['answerable']} answerable, "
                    f"{meta['unanswerable']} unanswerable), splits {meta['splits']} -> {out}")
-        return
-    from eval.manpages import PACKAGES, build
-
-    chosen = tuple(p.strip() for p in packages.split(",") if p.strip()) if packages else PACKAGES
-    meta = build(out, chosen, work=work, update=not no_update, progress=not no_progress)
-    if as_json:
-        _emit(meta)
         return
     click.echo(f"{meta['pages']} pages, {meta['queries']['dev']} dev and {meta['queries']['test']} "
                f"test queries (median {meta['median_words_per_page']} words a page; "
@@ -544,12 +538,14 @@ def datasets_build(name, out, packages, no_update, work, no_progress, as_json):
 
 
 def _register_groups() -> None:
+    from ragmini.chat_cli import chat
     from ragmini.eval_cli import eval_group
     from ragmini.explore_cli import explore
     from ragmini.watch_cli import watch_command
 
     cli.add_command(eval_group)
     cli.add_command(explore)
+    cli.add_command(chat)
     cli.add_command(watch_command)
 
 
@@ -557,14 +553,11 @@ _register_groups()
 
 
 def main(argv: list[str] | None = None) -> None:
-    from core.models import configure_offline
+    from ragmini.api import configure
 
     args = sys.argv[1:] if argv is None else argv
     # Before any Hugging Face import: offline unless the user opted in.
-    configure_offline(allow_download="--allow-download" in args)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    configure(allow_download="--allow-download" in args)
     try:
         cli.main(args=args, prog_name="ragmini", standalone_mode=False)
     except RagminiError as exc:

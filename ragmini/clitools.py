@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import click
 
-DEFAULT_STORE = ".ragmini"
+from ragmini.api.defaults import STORE as DEFAULT_STORE
+from ragmini.api.errors import RagminiError
 
 
 def emit(obj: dict) -> None:
@@ -18,9 +18,9 @@ def emit(obj: dict) -> None:
     came from a file name or an argument in undecodable bytes (a store path, a
     query) has each such byte shown as U+FFFD, so the output is always UTF-8.
     """
-    from ingest.paths import scrub
+    from ragmini.api.records import json_text
 
-    click.echo(scrub(json.dumps(obj, ensure_ascii=False, indent=2)))
+    click.echo(json_text(obj))
 
 
 def json_option(f):
@@ -37,7 +37,13 @@ def store_option(f):
     )(f)
 
 
-def open_store(path: Path, create: bool = False):
-    from ingest.store import Store
-
-    return Store.open(path, create=create)
+def ints(value: str, name: str) -> list[int]:
+    """[150, 200] from a flag's "150,200"; a one-line error naming the flag otherwise."""
+    try:
+        out = [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise RagminiError(f"{name} takes comma-separated whole numbers, not '{value}'",
+                           param=name) from None
+    if not out:
+        raise RagminiError(f"{name} needs at least one number", param=name)
+    return out

@@ -7,17 +7,20 @@ from pathlib import Path
 import click
 from click_default_group import DefaultGroup
 
-from core.errors import RagminiError
+import ragmini
+from ragmini.api import defaults as D
+from ragmini.api.errors import RagminiError
 from ragmini.clitools import emit as _emit
+from ragmini.clitools import ints as _ints
 from ragmini.clitools import json_option as _json_option
-from ragmini.clitools import open_store as _open_store
 from ragmini.clitools import store_option as _store_option
 
 
 @click.group("eval", cls=DefaultGroup, default="run", default_if_no_args=True)
 def eval_group() -> None:
     """Compare retrieval methods on labelled queries (`eval run`, the default), compare
-    answers (`eval answers`), and list past runs (`eval history`)."""
+    answers (`eval answers`), score follow-up retrieval (`eval conversations`), and list
+    past runs (`eval history`)."""
 
 
 @eval_group.command("run")
@@ -67,68 +70,47 @@ def eval_cmd(dataset, split, queries_path, ks, methods, chunk_size, overlap, rep
       ragmini eval --dataset data/manpages --split dev --tune hybrid
       ragmini eval --where 'type=md'
     """
-    from eval import runs as eval_runs
-
+    progress = not no_progress and not as_json
+    sizes, overlaps = _ints(chunk_size, "chunk_size"), _ints(overlap, "overlap")
     if tune:
-        _tune(eval_runs, tune, dataset, split, queries_path, chunk_size, overlap, store,
-              not no_progress and not as_json, as_json)
+        _tune(tune, dataset, split, queries_path, sizes, overlaps, store, progress, as_json)
         return
-    cutoffs = eval_runs.parse_cutoffs(ks) if ks else None
-    chosen = methods.split(",") if methods else None
-    if dataset:
-        results = eval_runs.evaluate_dataset(
-            dataset, split, cutoffs, chosen, eval_runs.parse_ints(chunk_size, "chunk_size"),
-            eval_runs.parse_ints(overlap, "overlap"), seed, resamples,
-            progress=not no_progress and not as_json, where=where)
-    else:
-        if chunk_size != "200" or overlap != "30":
-            raise RagminiError("--chunk-size and --overlap sweeps need --dataset (a store keeps "
-                               "the chunking it was ingested with)")
-        results = [eval_runs.evaluate_store(store, queries_path, cutoffs, chosen, seed,
-                                            resamples, where=where)]
-    for run in results:
-        for note in run.notes:
-            click.echo(note, err=True)
-    if report_dir:
-        eval_runs.write_reports(results, report_dir)
+    if not dataset and (sizes != [D.CHUNK_SIZE] or overlaps != [D.OVERLAP]):
+        raise RagminiError("--chunk-size and --overlap sweeps need --dataset (a store keeps "
+                           "the chunking it was ingested with)")
+    found = ragmini.evaluate(dataset or store, split=split, queries=queries_path,
+                             methods=_methods(methods), ks=_ints(ks, "k") if ks else None,
+                             chunk_size=sizes, overlap=overlaps, seed=seed,
+                             resamples=resamples, where=list(where) or None,
+                             report=report_dir, progress=progress)
+    for note in found.notes:
+        click.echo(note, err=True)
     if as_json:
-        from ragmini.api import EvalReport, EvalSweep  # the Python API's records
-
-        reports = tuple(EvalReport(r) for r in results)
-        _emit((reports[0] if len(reports) == 1 else EvalSweep(reports)).to_dict())
+        _emit(found.to_dict())
         return
-    from eval.harness import format_table
-
-    for run in results:
-        result = run.result
-        chunking = result.chunking or {}
-        label = f"{result.dataset} ({result.split})" if result.split else result.dataset
-        sliced = f", where {result.where}" if result.where else ""
-        click.echo(f"{label}, chunks {chunking.get('size')}/{chunking.get('overlap')}{sliced}:")
-        click.echo(format_table(result))
-        click.echo("")
+    click.echo(found.table())
+    click.echo("")
     if report_dir:
         click.echo(f"report written to {report_dir}")
 
 
-def _tune(eval_runs, fusion, dataset, split, queries_path, chunk_size, overlap, store, progress,
-          as_json) -> None:
-    from eval.tuning import format_tuning
+def _methods(value: str | None) -> list[str] | None:
+    return [m.strip() for m in value.split(",") if m.strip()] if value else None
 
-    if "," in chunk_size or "," in overlap:
+
+def _tune(fusion, dataset, split, queries_path, sizes, overlaps, store, progress,
+          as_json) -> None:
+    if len(sizes) > 1 or len(overlaps) > 1:
         raise RagminiError("--tune takes one --chunk-size and one --overlap", param="tune")
-    result = eval_runs.tune(fusion, store_path=store, queries_path=queries_path,
-                            dataset=dataset, split=split,
-                            chunk_size=eval_runs.parse_ints(chunk_size, "chunk_size")[0],
-                            overlap=eval_runs.parse_ints(overlap, "overlap")[0],
-                            progress=progress)
+    result = ragmini.tune(fusion, dataset or store, split=split, queries=queries_path,
+                          chunk_size=sizes[0], overlap=overlaps[0], progress=progress)
     if as_json:
         _emit(result.to_dict())
         return
     if dataset and split == "test":
         click.echo("note: tuned on the test split; report results on a split you did not tune "
                    "on", err=True)
-    click.echo(format_tuning(result))
+    click.echo(result.table())
 
 
 @eval_group.command("answers")
@@ -138,15 +120,15 @@ def _tune(eval_runs, fusion, dataset, split, queries_path, chunk_size, overlap, 
 @click.option("--answers", "answers_path", type=click.Path(path_type=Path), default=None,
               help="Without --dataset: questions with reference answers over the store "
                    "(jsonl of id, text, relevant, answer). Default: corpus/answers.jsonl.")
-@click.option("--generators", default="extractive,smollm2", show_default=True,
+@click.option("--generators", default=",".join(D.ANSWER_EVAL_GENERATORS), show_default=True,
               help="Comma-separated generators to compare.")
 @click.option("--split", default="test", show_default=True,
               help="dev, test or all (dev is for calibration, test for reporting).")
 @click.option("--limit", type=int, default=None, help="Only the first N questions (file order).")
-@click.option("-k", "k", default=3, show_default=True, help="Chunks given to the generator.")
-@click.option("--strict/--no-strict", default=True, show_default=True,
+@click.option("-k", "k", default=D.ASK_K, show_default=True, help="Chunks given to the generator.")
+@click.option("--strict/--no-strict", default=D.STRICT, show_default=True,
               help="As `ask --strict`: drop unsupported sentences.")
-@click.option("--abstain/--no-abstain", default=True, show_default=True,
+@click.option("--abstain/--no-abstain", default=D.ABSTAIN, show_default=True,
               help="As `ask`: abstain when the documents do not answer.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Write report.md (with the least supported sentences) and metrics.json here.")
@@ -166,46 +148,63 @@ def eval_answers(dataset, answers_path, generators, split, limit, k, strict, abs
       ragmini datasets build faq --out data/faq
       ragmini eval answers --dataset data/faq --generators extractive,smollm2 --strict
     """
-    from eval.answers import format_answer_table, write_answer_report
-    from eval.runs import evaluate_answer_run
-
-    result = evaluate_answer_run(store_path=store, dataset=dataset, answers_path=answers_path,
-                                 generators=generators.split(","), split=split, limit=limit,
-                                 k=k, strict=strict, abstain=abstain, seed=seed,
-                                 resamples=resamples, progress=not no_progress and not as_json)
-    if report_dir:
-        write_answer_report(result, report_dir)
+    result = ragmini.evaluate_answers(dataset or store, answers=answers_path,
+                                      generators=_methods(generators) or [], split=split,
+                                      limit=limit, k=k, strict=strict, abstain=abstain,
+                                      seed=seed, resamples=resamples, report=report_dir,
+                                      progress=not no_progress and not as_json)
     if as_json:
         _emit(result.to_dict())
         return
-    click.echo(f"{result.dataset} ({result.split}):")
-    click.echo(format_answer_table(result))
+    click.echo(result.table())
     if report_dir:
         click.echo(f"report written to {report_dir}")
+
+
+@eval_group.command("conversations")
+@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="A folder with corpus.jsonl (BEIR) and conversations.jsonl; its corpus gets "
+                   "a cached store of its own.")
+@click.option("--methods", default=D.METHOD, show_default=True,
+              help="Comma-separated retrieval methods (the first one's figures head --json).")
+@click.option("--split", default="test", show_default=True, help="dev, test or all.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--resamples", default=10_000, show_default=True)
+@click.option("--no-progress", is_flag=True)
+@_json_option
+def eval_conversations(dataset, methods, split, seed, resamples, no_progress, as_json):
+    """Retrieval for the last turn of each conversation three ways: the follow-up
+    alone, made standalone from the history (the rule ask uses), and the
+    hand-written rewrite (the ceiling); recall@5, recall@10, MRR@10 and paired tests.
+
+    \b
+    Examples:
+      ragmini eval conversations --dataset data/followups
+      ragmini eval conversations --dataset data/followups --split dev --methods sbert,hybrid
+    """
+    found = ragmini.evaluate_conversations(dataset, methods=_methods(methods) or [],
+                                           split=split, seed=seed, resamples=resamples,
+                                           progress=not no_progress and not as_json)
+    if as_json:
+        _emit(found.to_dict())
+        return
+    click.echo(found.table())
+    click.echo("")
 
 
 @eval_group.command("history")
 @click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Show the runs recorded in this BEIR dataset's store instead.")
-@click.option("--chunk-size", default=200, show_default=True)
-@click.option("--overlap", default=30, show_default=True)
-@click.option("-n", "limit", default=20, show_default=True)
+@click.option("--chunk-size", default=D.CHUNK_SIZE, show_default=True)
+@click.option("--overlap", default=D.OVERLAP, show_default=True)
+@click.option("-n", "limit", default=D.HISTORY_LIMIT, show_default=True)
 @_store_option
 @_json_option
 def eval_history(dataset, chunk_size, overlap, limit, store, as_json):
     """Past evaluation runs recorded in the store, newest first."""
-    from eval.history import list_runs
-
-    if dataset:
-        from eval.beir import dataset_store_dir
-
-        store = dataset_store_dir(dataset, chunk_size, overlap)
-    with _open_store(store) as st:
-        runs = list_runs(st, limit)
+    runs = ragmini.history(dataset or store, limit, chunk_size=chunk_size, overlap=overlap)
     if as_json:
-        from ragmini.api import EvalHistory
-
-        _emit(EvalHistory(tuple(runs)).to_dict())  # the Python API's record
+        _emit(runs.to_dict())
         return
     if not runs:
         click.echo("no evaluation recorded in this store yet; run `ragmini eval`")

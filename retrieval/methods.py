@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def _w2v_sif(store: Store) -> Embedder:
 
 # How new sbert vectors are made unless `ingest --encoder` says otherwise: MiniLM in
 # ONNX Runtime with int8 weights. bench/encoders.py measured it against the torch
-# encoder on the man-page chunks and test split (README "Encoders").
+# encoder on the man-page chunks and test split (docs/performance.md "Encoders").
 DEFAULT_ENCODER = ONNX_INT8
 
 
@@ -81,15 +82,12 @@ def sbert_encoder(encoder: str = DEFAULT_ENCODER) -> Embedder:
     return MODELS.get(f"sbert:{encoder}", lambda: OnnxMiniLM.packaged(encoder))
 
 
-def portable_embedder(method: str, encoder: str | None = None) -> Embedder:
-    """The embedder of `method` as loaded from its package alone, with no store
-    (glove; sbert run by `encoder`): what a Ray worker can load."""
-    if method == "glove":
-        return MODELS.get("glove", _glove_packaged)
-    if method == "sbert":
-        return sbert_encoder(encoder or DEFAULT_ENCODER)
-    raise QueryError(f"'{method}' is fitted on the store; only glove and sbert load alone",
-                     param="method")
+def _glove_portable(encoder: str | None = None) -> Embedder:
+    return MODELS.get("glove", _glove_packaged)
+
+
+def _sbert_portable(encoder: str | None = None) -> Embedder:
+    return sbert_encoder(encoder or DEFAULT_ENCODER)
 
 
 def store_encoder(store: Store) -> str | None:
@@ -118,9 +116,9 @@ def encoder_note(store: Store) -> str | None:
 
 # Methods with an index of their own, in the order they are listed to users.
 INDEXED: dict[str, Callable[[], Method]] = {
-    "glove": lambda: DenseMethod("glove", _glove),
+    "glove": lambda: DenseMethod("glove", _glove, portable=_glove_portable),
     "glove-sif": lambda: DenseMethod("glove-sif", _glove_sif),
-    "sbert": lambda: DenseMethod("sbert", _sbert),
+    "sbert": lambda: DenseMethod("sbert", _sbert, portable=_sbert_portable),
     "bm25": Bm25Method,
     "tfidf": TfidfMethod,
     "w2v": lambda: DenseMethod("w2v", _w2v),
@@ -138,7 +136,7 @@ class Fusion:
 
 # The default hybrid: equal weights on z-scored scores, the setting whose worst margin
 # over the better part alone, across the dev sets of the man pages, the FAQ and the
-# bundled queries, is largest (bench/fusion.py; README "Fusion that does not lose").
+# bundled queries, is largest (bench/fusion.py; docs/evaluation.md "Fusion that does not lose").
 FUSIONS: dict[str, Fusion] = {
     "hybrid": Fusion(("bm25", "sbert"), FusionParams("convex", (0.5, 0.5), "zscore")),
     "hybrid-rrf": Fusion(("bm25", "sbert"), FusionParams("rrf", (1.0, 1.0)), tunable=False),
@@ -167,6 +165,8 @@ def names() -> tuple[str, ...]:
 
 
 DEFAULT_METHOD = "sbert"  # what search and ask rank by unless told otherwise
+DEFAULT_K = 5  # how many chunks search shows unless told otherwise
+DEFAULT_FUSION = "hybrid"  # the fusion offered first (compare's third column)
 # The sentence encoder that judges answers: support scores, extractive picks and the
 # abstention model (calibrated on its scores) all read it.
 ENCODER = "sbert"
@@ -227,6 +227,33 @@ def index_parts(methods: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def portable_embedder(method: str, encoder: str | None = None) -> Embedder:
+    """The embedder of `method` as loaded from its package alone, with no store (sbert
+    run by `encoder`): what a Ray worker can load."""
+    found = get_method(method)
+    if not isinstance(found, DenseMethod) or found.portable is None:
+        raise QueryError(f"'{method}' is fitted on the store (or has no embedder); only "
+                         f"{', '.join(portable_methods(INDEXED))} load alone", param="method")
+    return found.portable(encoder)
+
+
+def portable_methods(methods: Iterable[str]) -> list[str]:
+    """Those of `methods` whose embedder loads from its package alone."""
+    out = []
+    for m in methods:
+        found = get_method(m)
+        if isinstance(found, DenseMethod) and found.portable is not None:
+            out.append(m)
+    return out
+
+
+def portable_loaders(methods: Iterable[str], encoder: str | None = None
+                     ) -> dict[str, Callable[[], Embedder]]:
+    """{method: a picklable function that loads its embedder} for those of `methods`
+    that load alone: what the Ray engine ships to its workers."""
+    return {m: partial(portable_embedder, m, encoder) for m in portable_methods(methods)}
+
+
 def get_embedder(method: str, store: Store) -> Embedder:
     """Load the embedder of a dense method (glove-sif is fitted on the store's chunks)."""
     found = get_method(method)
@@ -280,3 +307,64 @@ def unknown_words(methods: Iterable[str]) -> Callable[[str], list[str]] | None:
     if FIXED_VOCABULARY & set(index_parts(methods)):
         return MODELS.get("glove", _glove_packaged).unknown_words
     return None
+
+
+def index_generation(searcher: Searcher, store: Store) -> int:
+    """The store generation a searcher's index was built from: what its hits are.
+    Read from the index's own params, not as `store.generation - behind` after the
+    search (the store may have moved on in between, and that would name a newer
+    generation than the one that answered). A fusion: the older of its parts."""
+    parts = getattr(searcher, "parts", None)
+    if parts:
+        return min(index_generation(p, store) for p in parts)
+    built = getattr(getattr(searcher, "params", None), "store_generation", None)
+    return built if isinstance(built, int) else store.generation - searcher.behind
+
+
+def default_compare_methods(indexed: Iterable[str]) -> list[str]:
+    """What compare lines up unless told: the default dense method, the other part of
+    the default fusion (the lexical one), and that fusion, as far as the store has
+    them; topped up from `default_eval_methods` to at least two."""
+    indexed = list(indexed)
+    fusion = FUSIONS[DEFAULT_FUSION]
+    wanted = [DEFAULT_METHOD, *(p for p in fusion.parts if p != DEFAULT_METHOD)]
+    chosen = [m for m in wanted if m in indexed]
+    if set(fusion.parts) <= set(indexed):
+        chosen.append(DEFAULT_FUSION)
+    for m in default_eval_methods(indexed):
+        if len(chosen) >= 2:
+            break
+        if m not in chosen:
+            chosen.append(m)
+    return chosen
+
+
+@dataclass(frozen=True)
+class MethodCatalogue:
+    """What a front end offers for one store: its indexed methods (registry order),
+    every fusion with whether the store has its parts, and the defaults."""
+
+    methods: tuple[str, ...]
+    fusions: tuple[tuple[str, tuple[str, str], bool], ...]  # (name, parts, available)
+    default_method: str
+    default_k: int
+    compare: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"methods": list(self.methods),
+                "fusions": [{"name": n, "parts": list(p), "available": a}
+                            for n, p, a in self.fusions],
+                "defaults": {"method": self.default_method, "k": self.default_k,
+                             "compare": list(self.compare)}}
+
+
+def catalogue(indexed: Iterable[str]) -> MethodCatalogue:
+    """The methods and defaults for a store whose indexed methods are `indexed`
+    (`Store.methods()`). The default method is DEFAULT_METHOD when indexed, else
+    the store's first."""
+    have = set(indexed)
+    methods = tuple(m for m in INDEXED if m in have)
+    fusions = tuple((name, f.parts, set(f.parts) <= have) for name, f in FUSIONS.items())
+    default = DEFAULT_METHOD if DEFAULT_METHOD in have or not methods else methods[0]
+    return MethodCatalogue(methods, fusions, default, DEFAULT_K,
+                           tuple(default_compare_methods(methods)))

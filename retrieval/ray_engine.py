@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -28,14 +28,13 @@ from core.errors import RagminiError
 from ingest.chunk import Chunk, ChunkConfig
 from ingest.load import Document
 from ingest.store import Store
-from retrieval.contract import passage_text
+from retrieval.contract import Embedder, passage_text
 
 # A lost actor fails the run (a re-run resumes: chunk batches are committed as they
 # come) rather than restarting: Ray cannot restart Ray Data's actors reliably, and
 # says so on stderr for every actor that allows it (ray-project/ray#53727).
 NO_RESTARTS = {"max_restarts": 0}
 BATCH = 256  # chunks an embedding call, documents a chunking call
-ON_RAY = ("glove", "sbert")  # methods whose embedder loads from a package, not the store
 
 
 @contextlib.contextmanager
@@ -75,7 +74,25 @@ def ray_session(address: str | None = None, progress: bool = True) -> Iterator[i
                            "are kept: run the ingest again to finish") from None
     finally:
         if started:
-            ray.shutdown()
+            _shutdown(ray)
+
+
+def _shutdown(ray) -> None:
+    """Shut the local Ray down and wait for its processes to end: `ray.shutdown`
+    returns before its workers have exited, and on a loaded machine they linger
+    for seconds. Any still alive after 10 s is killed (psutil comes with Ray)."""
+    import psutil
+
+    try:
+        spawned = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        spawned = []
+    ray.shutdown()
+    _, alive = psutil.wait_procs(spawned, timeout=10)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 def _quiet_ray_data() -> None:
@@ -135,15 +152,14 @@ class _Chunker:
 
 
 class _Embedder:
-    """A Ray actor: one encoder, many chunks (settings as `_Chunker`'s)."""
+    """A Ray actor: one encoder, many chunks (settings as `_Chunker`'s). `load` is a
+    picklable function (`retrieval.methods.portable_loaders`) that loads the model
+    from its package: the worker imports what it names, this module names nothing."""
 
-    method: str = "sbert"
-    encoder: str | None = None
+    load: Callable[[], Embedder] | None = None
 
     def __init__(self):
-        from retrieval.methods import portable_embedder
-
-        self.embedder = portable_embedder(self.method, self.encoder)
+        self.embedder = self.load()
 
     def __call__(self, batch: dict) -> dict:
         vectors = self.embedder.embed([str(t) for t in batch["text"]])
@@ -188,22 +204,18 @@ def ray_splitter(workers: int):
     return split
 
 
-def embed_on_ray(store: Store, methods: list[str], workers: int, encoder: str | None = None,
+def embed_on_ray(store: Store, loaders: dict[str, Callable[[], Embedder]], workers: int,
                  progress: bool = True) -> dict[str, int]:
-    """Embed the chunks of `methods` (those in ON_RAY) that lack a vector, on Ray;
-    {method: chunks embedded}. The driver loads each model too, once, to record
-    what made the vectors (the same registration a plain ingest does)."""
+    """Embed the chunks that lack a vector, on Ray, for each method of `loaders`
+    ({method: a picklable function loading its embedder}); {method: chunks embedded}.
+    The driver loads each model too, once, to record what made the vectors (the same
+    registration a plain ingest does)."""
     import ray
     from tqdm import tqdm
 
-    from retrieval.methods import portable_embedder
-
-    from retrieval.methods import store_encoder
-
-    encoder = encoder or store_encoder(store)
     done = {}
-    for method in [m for m in methods if m in ON_RAY]:
-        probe = portable_embedder(method, encoder)
+    for method, load in loaders.items():
+        probe = load()
         store.register_method(method, probe.model, probe.dim)
         missing = store.chunks_without_vectors(method)
         if not missing:
@@ -212,7 +224,7 @@ def embed_on_ray(store: Store, methods: list[str], workers: int, encoder: str | 
         rows = [{"id": c.chunk_id, "text": passage_text(c.title, c.text)} for c in missing]
         data = ray.data.from_items(rows, override_num_blocks=max(1, min(
             len(rows) // BATCH, 8 * workers)))
-        embedded = _map_batches(data, _bound(_Embedder, method=method, encoder=encoder),
+        embedded = _map_batches(data, _bound(_Embedder, load=staticmethod(load)),
                                 BATCH, workers)
         with tqdm(total=len(rows), desc=f"embedding on ray ({method})", unit="chunk",
                   disable=not progress or None, leave=False) as bar:

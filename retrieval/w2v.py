@@ -15,7 +15,7 @@ CRC32 anyway). The model is trained once, the first time the method is needed
 ingest embeds its new chunks with the same vectors, so stored vectors never go
 stale, and the vocabulary is the first corpus's: words that only later
 documents use are unknown to it (tfidf and bm25 see them at once). To retrain
-on what the store holds now, call `retrain(store)`: the new model has another
+on what the store holds now, call `retrieval.indexing.retrain_w2v(store)`: the new model has another
 id, so every chunk is re-embedded and the index rebuilt.
 
 Files in ``<store>/models/``: ``w2v.json`` (params, the commit point) naming a
@@ -152,7 +152,7 @@ def read_w2v_params(directory: Path) -> W2vParams | None:
         return None
     except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
         raise IndexStale(f"{path} is damaged ({exc}); retrain the w2v model with "
-                         "`retrieval.w2v.retrain(store)`") from exc
+                         "`retrieval.indexing.retrain_w2v(store)`") from exc
 
 
 def train_for_store(store) -> W2vParams:
@@ -235,7 +235,7 @@ def load_keyed_vectors(folder: Path, params: W2vParams):
         words = json.loads(words_json)
     except (OSError, ValueError) as exc:
         raise IndexStale(f"the w2v model in {folder} is missing or damaged ({exc}); "
-                         "retrain it with `retrieval.w2v.retrain(store)`, which re-embeds "
+                         "retrain it with `retrieval.indexing.retrain_w2v(store)`, which re-embeds "
                          "every chunk") from exc
     kv = keyed_vectors(vectors, words)
     kv.expandos["count"] = counts  # so kv.get_vecattr(word, "count") works
@@ -257,7 +257,7 @@ def w2v_for_store(store, train: bool = True) -> W2vEmbedder:
     if params is None or (params.n_words == 0 and train):
         if params is None and any(store.method_info(m) for m in (METHOD, SIF_METHOD)):
             raise IndexStale(f"the store's w2v model ({directory / 'w2v.json'}) is missing; "
-                             "retrain it with `retrieval.w2v.retrain(store)`, which "
+                             "retrain it with `retrieval.indexing.retrain_w2v(store)`, which "
                              "re-embeds every chunk")
         if params is None and not train:
             raise RagminiError(f"the store {store.root} has no w2v model; run "
@@ -270,20 +270,3 @@ def w2v_for_store(store, train: bool = True) -> W2vEmbedder:
         return W2vEmbedder(kv, params.model, counts)
 
     return LOADED.get((str(folder), params.sha256), load)
-
-
-def retrain(store, progress: bool = False) -> list:
-    """Train a new model on the store's live chunks and re-embed every chunk with it,
-    for w2v and for w2v-sif if the store has it (a new model id makes the update
-    drop the old vectors); their MethodReports. The way to refresh the vocabulary
-    once the corpus has grown or changed."""
-    from retrieval.indexing import update_index
-    from retrieval.methods import get_embedder
-
-    with store.writer_lock():
-        train_for_store(store)
-        # Forced: the same chunks at the same generation look current to the index
-        # check, which compares counts, not the model that made the vectors.
-        return [update_index(store, m, get_embedder(m, store), progress=progress,
-                             force_rebuild=True)
-                for m in (METHOD, SIF_METHOD) if m == METHOD or store.method_info(m)]

@@ -18,13 +18,13 @@ from eval.harness import evaluate_methods
 from eval.queries import load_queries
 from ingest.store import Store
 from retrieval.contract import search_one
-from retrieval.indexing import ingest_and_index
+from retrieval.indexing import retrain_w2v
+from retrieval.ingesting import ingest_and_index
 from retrieval.methods import get_method, open_searcher
 from retrieval.status import check_store, repair
 from retrieval.w2v import (
     models_dir,
     read_w2v_params,
-    retrain,
     store_sentences,
     train_vectors,
     w2v_for_store,
@@ -198,7 +198,7 @@ def test_reingest_keeps_the_model_and_embeds_only_new_chunks(writable, tmp_path)
             search_one(open_searcher(store, "w2v"), "qdisc", k=3)
         assert check_store(store).consistent
         # Retraining on what the store holds now: every chunk is re-embedded.
-        reports = {r.method: r for r in retrain(store)}
+        reports = {r.method: r for r in retrain_w2v(store)}
         assert set(reports) == {"w2v", "w2v-sif"}
         assert all(r.embedded == store.count("chunks") and r.rebuilt for r in reports.values())
         assert params_file.read_text() != before

@@ -291,7 +291,7 @@ def cached_tokenizer(monkeypatch, tokenizer):
 @given(tree=trees, follow_links=st.booleans(), prune=st.booleans())
 def test_ingest_any_tree(cached_tokenizer, tree, follow_links, prune):
     from ingest.store import Store
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
     from retrieval.status import check_store
 
     with scratch() as (root, store_dir, outside):

@@ -469,7 +469,7 @@ def test_remove_of_a_link_loop_path_is_one_line(tmp_path):
 def test_bm25_of_only_stop_words(tmp_path):
     """Found by the fuzzer: bm25s fails on an empty vocabulary; the index is empty."""
     from ingest.store import Store
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
 
     (tmp_path / "a.txt").write_text("the and of")
     with Store.open(tmp_path / "st", create=True) as store:

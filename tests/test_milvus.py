@@ -154,7 +154,7 @@ def test_ingest_change_delete_and_generations(tmp_path, glove, monkeypatch):
     its own generation: the old text, none of the new."""
     from retrieval import milvus
     from retrieval.contract import search_one
-    from retrieval.indexing import ingest_and_index, remove_and_index
+    from retrieval.ingesting import ingest_and_index, remove_and_index
     from retrieval.index import read_params
     from retrieval.methods import open_searcher
     from retrieval.status import check_store
@@ -268,7 +268,7 @@ def test_kill_9_mid_update_leaves_old_state_and_next_ingest_repairs(tmp_path):
 
 def test_lite_folder_held_by_another_process_is_a_clear_error(tmp_path, glove):
     from retrieval import milvus
-    from retrieval.indexing import ingest_and_index
+    from retrieval.ingesting import ingest_and_index
 
     docs = tmp_path / "docs"
     docs.mkdir()

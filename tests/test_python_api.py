@@ -119,7 +119,8 @@ def _api_defaults(func) -> dict:
                                    "max_new_tokens", "seed", "no_repeat_ngram", "strict",
                                    "abstain", "allow_download"]),
     (ragmini.Store.ingest, ("ingest",), ["chunk_size", "overlap", "index_type", "prune",
-                                         "max_file_mb", "follow_links"]),
+                                         "max_file_mb", "follow_links", "ocr", "ocr_timeout"]),
+    (ragmini.Store.watch, ("watch",), ["ocr", "ocr_timeout"]),
     (ragmini.evaluate, ("eval", "run"), ["split", "seed", "resamples"]),
     (ragmini.evaluate_answers, ("eval", "answers"), ["split", "limit", "k", "strict",
                                                      "abstain", "seed", "resamples"]),
@@ -222,10 +223,8 @@ def test_writes_are_the_cli_json(corpus_store_path, tmp_path, capsys):
     store.close()
 
 
-def test_explore_is_the_cli_json(api_store, served_store, glove, monkeypatch, capsys):
-    import ragmini.explore_cli
-
-    monkeypatch.setattr(ragmini.explore_cli, "_glove", lambda: glove)  # loaded once already
+def test_explore_is_the_cli_json(api_store, served_store, capsys):
+    # The CLI calls the same lab functions; GloVe is the session's (the module fixture).
     assert ragmini.neighbors("king").to_dict() == cli_json(capsys, "explore", "neighbors", "king")
     assert ragmini.analogy("king", "man", "woman", n=3).to_dict() == cli_json(
         capsys, "explore", "analogy", "king", "man", "woman", "-n", "3")
@@ -265,11 +264,13 @@ def test_compare_lines_methods_up(api_store):
         "why average word vectors", k=5).to_dict()["hits"]
     for entry in body["overlap"]:
         assert len(entry["methods"]) > 1 and set(entry["ranks"]) == set(entry["methods"])
-    # Every method of the store and its fusions; GloVe does not know "bm25".
+    # The default: the dense default, bm25 and the default hybrid (ragmini.api.defaults).
     default = api_store.compare("bm25", k=2)
-    assert set(default.results) == {"sbert", "bm25", "tfidf", "hybrid", "hybrid-rrf"}
-    assert set(default.errors) == {"glove", "glove-sif"}
-    assert default.to_dict()["methods"]["glove"]["error"]["code"] == "bad_request"
+    assert list(default.results) == ["sbert", "bm25", "hybrid"] and not default.errors
+    # GloVe does not know "bm25": its failure leaves the others standing.
+    glove_too = api_store.compare("bm25", methods=["glove", "bm25"], k=2)
+    assert set(glove_too.results) == {"bm25"} and set(glove_too.errors) == {"glove"}
+    assert glove_too.to_dict()["methods"]["glove"]["error"]["code"] == "bad_request"
 
 
 def test_eval_records_become_a_dataframe_when_pandas_is_there(api_store, monkeypatch):
@@ -312,7 +313,6 @@ ERRORS = [
     (lambda s: s.search("x", method="w2v"), ragmini.IndexStale, "has no 'w2v' index"),
     (lambda s: s.search("x", where=["nokey=1"]), ragmini.QueryError, "unknown filter key"),
     (lambda s: s.search("x", where=["type"]), ragmini.QueryError, "cannot read filter"),
-    (lambda s: s.search("zzzqqq", method="glove"), ragmini.QueryError, "glove vocabulary"),
     (lambda s: s.ask("x", k=0, generator="extractive"), ragmini.QueryError, "k must be"),
     (lambda s: s.ask("x", temperature=-1), ragmini.RagminiError, "temperature"),
     (lambda s: s.ingest("corpus/docs"), ragmini.QueryError, "takes a list"),
@@ -331,6 +331,13 @@ def test_errors_are_the_librarys_own(api_store, call, kind, fragment):
     with pytest.raises(kind, match=fragment) as caught:
         call(api_store)
     assert isinstance(caught.value, ragmini.RagminiError)
+
+
+def test_a_search_that_finds_nothing_says_why(api_store):
+    """Not an error: no hits, and the reason (the CLI prints it as its error line)."""
+    result = api_store.search("zzzqqq", method="glove")
+    assert len(result) == 0 and "glove vocabulary" in result.reason
+    assert result.to_dict()["reason"] == result.reason
 
 
 def test_store_errors(tmp_path):
@@ -422,9 +429,9 @@ def test_models_load_once_for_every_store(served_store, store_copy, glove, monke
         second.search("word vectors", method="glove", k=1)[0].chunk_id
     first.search("king", method="glove", k=1)
     assert len(loads) == 1
-    from ragmini.api import _generator
+    from ragmini.api.generators import shared_generator
 
-    assert _generator("extractive") is _generator("extractive")
+    assert shared_generator("extractive") is shared_generator("extractive")
 
 
 def test_searches_from_several_threads(api_store):

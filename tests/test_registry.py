@@ -11,7 +11,8 @@ from ingest.store import Store
 from retrieval import methods
 from retrieval.contract import search_one
 from retrieval.dense import DenseMethod
-from retrieval.indexing import ingest_and_index, reindex, remove_and_index
+from retrieval.indexing import reindex
+from retrieval.ingesting import ingest_and_index, remove_and_index
 from retrieval.status import check_store
 
 WORDS = ("tide", "moon", "lava", "volcano", "glacier", "ice")

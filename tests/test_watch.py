@@ -534,3 +534,68 @@ def test_searches_while_the_watcher_commits_never_fail(tmp_path, root):
         folders = sorted(p.name for p in db.index_dir.glob("bm25-g*"))
         assert len(folders) == 2 and read_bm25_params(db.index_dir).folder in folders
         assert before not in folders  # older generations do go
+
+
+# -- the Python API and GET /api/watch in-process ------------------------------------
+
+def test_store_watch_in_python_and_over_http(tmp_path, root):
+    """`Store.watch` returns a Watching: its events are what GET /api/watch returns
+    (an app given it), a second watcher of the store is refused at the call, and
+    `stop()` ends the loop with a "stopped" event."""
+    from fastapi.testclient import TestClient
+
+    import ragmini
+    from ragmini.server.app import Settings, create_app
+
+    store = tmp_path / "store"
+    seen: list[ragmini.WatchEvent] = []
+    with pytest.raises(ragmini.QueryError, match="cannot watch .*nowhere: no such file"):
+        ragmini.open(store).watch([tmp_path / "nowhere"])
+    with pytest.raises(ragmini.QueryError, match="ocr must be one of"):
+        ragmini.open(store).watch([root], ocr="sometimes")
+    st = ragmini.open(store)
+    watching = st.watch([root], methods=["bm25"], on_event=seen.append)
+    try:
+        with pytest.raises(ragmini.StoreError, match=f"another `ragmini watch` \\(process "
+                                                     f"{os.getpid()}\\) is keeping"):
+            ragmini.open(store).watch([root])
+        with TestClient(create_app(Settings(store=store), watching=watching),
+                        base_url="http://127.0.0.1") as client:
+            seq, events = 0, []
+            deadline = time.monotonic() + LIMIT_S
+            while not any(e["event"] == "ready" for e in events) and time.monotonic() < deadline:
+                body = client.get("/api/watch", params={"after": seq, "wait": 5}).json()
+                seq, events = body["seq"], events + body["events"]
+            assert body["watching"] and body["paths"] == [str(root)]
+            assert [e["event"] for e in events] == ["update", "ready"]
+            assert events[0]["result"]["new"] == 1 and events[0]["seq"] == 1
+            (root / "new.md").write_text("a new note about pangolins")
+            while not any(e.get("changed") == [str(root / "new.md")] for e in events) \
+                    and time.monotonic() < deadline:
+                body = client.get("/api/watch", params={"after": seq, "wait": 5}).json()
+                seq, events = body["seq"], events + body["events"]
+            assert events[-1]["result"]["documents"] == 2
+            assert client.get("/api/status").json()["documents"] == 2
+            assert client.get("/api/watch", params={"wait": 11}).status_code == 422
+        assert [h.source for h in st.search("pangolins", method="bm25")] == [str(root / "new.md")]
+        assert seen[-1].to_dict() == {k: v for k, v in events[-1].items()
+                                      if k not in ("seq", "time")}
+        assert seen[-1].lines()[0] == (f"updated {root / 'new.md'}", False)
+    finally:
+        watching.stop()
+    assert not watching.running and seen[-1].kind == "stopped"
+    assert watching.events(after=seq).events[-1]["event"] == "stopped"
+    watching.wait()  # ended by stop(): nothing to raise
+    ragmini.open(store).watch([root]).stop()  # the lock went with the loop
+    st.close()
+
+
+def test_api_watch_without_a_watcher(served_store):
+    from fastapi.testclient import TestClient
+
+    from ragmini.server.app import Settings, create_app
+
+    with TestClient(create_app(Settings(store=served_store)),
+                    base_url="http://127.0.0.1") as client:
+        assert client.get("/api/watch", params={"wait": 1}).json() == {
+            "watching": False, "paths": [], "seq": 0, "events": []}
