@@ -22,6 +22,10 @@ import time
 import warnings
 from pathlib import Path
 
+# Run as a script, its folder (bench/, which holds ingest.py) would come first on
+# sys.path and hide the `ingest` package: take it off.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 for _key, _value in (("HF_HUB_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"),
                      ("TRANSFORMERS_VERBOSITY", "error")):
     os.environ.setdefault(_key, _value)
