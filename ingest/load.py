@@ -299,12 +299,12 @@ def load_paths(
     result = Loaded(skipped=list(found.skipped), not_read=found.not_read)
     result.timings["discover"] = time.perf_counter() - started
     started = time.perf_counter()
-    segments = _segments(found.files)
-    result.workers = n = _worker_count(segments, workers)
+    runs = _segments(found.files)
+    result.workers = n = _worker_count(runs, workers)
     with Extractor(extract_timeout) as extractor, \
             tqdm(total=len(found.files), desc="reading", unit="file",
                  disable=not progress or None, leave=False) as bar:
-        for batch, loaded in _loaded_batches(segments, n, max_bytes, follow_links):
+        for batch, loaded in _loaded_batches(runs, n, max_bytes, follow_links):
             if loaded is None:  # read here, in order
                 for path, root in batch:
                     _load_one(path, root, result, max_bytes, follow_links, extractor)
@@ -316,64 +316,74 @@ def load_paths(
     return result
 
 
-# Work per batch sent to a reading process: a few MB or files, so that one big
-# page does not leave the other processes idle for long.
-BATCH_BYTES = 2 << 20
-BATCH_FILES = 32
-# Extraction seconds per MB, roughly (bench/ingest.py): HTML through trafilatura
-# costs about 20 times what plain text does. Used only to decide on processes.
-_COST_PER_MB = {"html": 1.5, "feed": 0.5}
-_COST_TEXT_PER_MB = 0.08
+# Extraction seconds per MB, roughly (bench/ingest.py measures them): HTML through
+# trafilatura costs some 20 times what plain text does. Only used to decide how
+# many reading processes to start and how to batch files for them.
+_SECONDS_PER_MB = {"html": 1.5, "feed": 0.5, "text": 0.08}
+_INFLATION = 4  # text compresses about 4:1
 PARALLEL_MIN_SECONDS = 4.0  # estimated work under which one process is quicker
+BATCH_SECONDS = 3.0  # estimated work per batch sent to a reading process...
+BATCH_FILES = 32  # ...and files: one big page must not leave the others idle
 
 
-def _segments(files: list[tuple[Path, Path]]) -> list[tuple[list, bool, float]]:
-    """`files` in order as runs: (batch, may go to a reading process, estimated
-    seconds). PDF, DOCX, EPUB, ODT (their extractor is time-bounded, in a process
-    of its own) and jsonl (streamed, often huge) stay in this process."""
-    out: list[tuple[list, bool, float]] = []
+@dataclass
+class _Run:
+    """Consecutive files read the same way: in a reading process (pooled) or here
+    (PDF, DOCX, EPUB, ODT, whose extractor is time-bounded in a process of its
+    own; jsonl, streamed and often huge)."""
+
+    files: list[tuple[Path, Path]]
+    pooled: bool
+    cost: float  # estimated seconds of extraction
+
+
+def _cost(path: Path) -> tuple[bool, float]:
+    """(may go to a reading process, estimated seconds to extract)."""
+    name = path.name
+    packed = compressed.is_compressed(name)
+    suffix = compressed.inner_suffix(name) if packed else Path(name).suffix.lower()
+    kind = "html" if suffix in HTML_SUFFIXES else "feed" if suffix in FEED_SUFFIXES else "text"
+    try:
+        mb = os.lstat(path).st_size / 2**20 * (_INFLATION if packed else 1)
+    except OSError:
+        mb = 0.0
+    return suffix not in DOCUMENT_SUFFIXES | JSONL_SUFFIXES, mb * _SECONDS_PER_MB[kind]
+
+
+def _segments(files: list[tuple[Path, Path]]) -> list[_Run]:
+    """`files` in order, as runs to read here or batches for a reading process."""
+    out: list[_Run] = []
     for path, root in files:
-        name = path.name
-        suffix = (compressed.inner_suffix(name) if compressed.is_compressed(name)
-                  else Path(name).suffix.lower())
-        pooled = suffix not in DOCUMENT_SUFFIXES and suffix not in JSONL_SUFFIXES
-        try:
-            mb = os.lstat(path).st_size / 2**20
-        except OSError:
-            mb = 0.0
-        cost = mb * _COST_PER_MB.get(
-            "html" if suffix in HTML_SUFFIXES else "feed" if suffix in FEED_SUFFIXES else "",
-            _COST_TEXT_PER_MB) * (4 if compressed.is_compressed(name) else 1)
-        if out and out[-1][1] == pooled and (not pooled or (
-                len(out[-1][0]) < BATCH_FILES and out[-1][2] + cost
-                <= BATCH_BYTES / 2**20 * _COST_PER_MB["html"])):
-            batch, _, total = out[-1]
-            batch.append((path, root))
-            out[-1] = (batch, pooled, total + cost)
+        pooled, cost = _cost(path)
+        last = out[-1] if out else None
+        if last is not None and last.pooled == pooled and (not pooled or (
+                len(last.files) < BATCH_FILES and last.cost + cost <= BATCH_SECONDS)):
+            last.files.append((path, root))
+            last.cost += cost
         else:
-            out.append(([(path, root)], pooled, cost))
+            out.append(_Run([(path, root)], pooled, cost))
     return out
 
 
-def _worker_count(segments: list[tuple[list, bool, float]], workers: int | None) -> int:
+def _worker_count(runs: list[_Run], workers: int | None) -> int:
     if workers is not None:
         return max(1, int(workers))
-    work = sum(cost for _, pooled, cost in segments if pooled)
+    work = sum(run.cost for run in runs if run.pooled)
     if work < PARALLEL_MIN_SECONDS:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(cores or 1, 8, int(work // 2) + 1))
 
 
-def _loaded_batches(segments, workers: int, max_bytes: int, follow_links: bool
+def _loaded_batches(runs: list[_Run], workers: int, max_bytes: int, follow_links: bool
                     ) -> Iterator[tuple[list, Loaded | None]]:
-    """Each run of files in order, with what a reading process loaded of it, or
-    None for a run to read here. With one worker, every run is read here.
+    """Each run's files in order, with what a reading process loaded of them, or
+    None for files to read here. With one worker, everything is read here.
 
     A reading process that dies (a crash inside a C parser) breaks the pool: the
     runs not yet returned are then read here, as they would be with one worker."""
     if workers <= 1:
-        yield from ((batch, None) for batch, _, _ in segments)
+        yield from ((run.files, None) for run in runs)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -382,18 +392,18 @@ def _loaded_batches(segments, workers: int, max_bytes: int, follow_links: bool
     # spawn: a fork of a process holding torch or server threads is unsafe
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        futures = [pool.submit(_load_batch, batch, max_bytes, follow_links) if pooled else None
-                   for batch, pooled, _ in segments]
+        futures = [pool.submit(_load_batch, run.files, max_bytes, follow_links)
+                   if run.pooled else None for run in runs]
         broken = False
-        for (batch, _, _), future in zip(segments, futures):
+        for run, future in zip(runs, futures):
             if future is None or broken:
-                yield batch, None
+                yield run.files, None
                 continue
             try:
-                yield batch, future.result()
+                yield run.files, future.result()
             except BrokenProcessPool:
                 broken = True
-                yield batch, None
+                yield run.files, None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
