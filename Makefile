@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ragmini-installed
 STORE  ?= .ragmini
 
-.PHONY: setup demo test bench bench-quick bench-encoders bench-extract bench-backends clean \
+.PHONY: setup demo test bench bench-quick bench-encoders bench-extract bench-backends \
+	bench-ingest clean \
 	chromium groff \
 	pandoc serve
 
@@ -70,6 +71,9 @@ bench-extract: setup groff pandoc   # PDF/DOCX/EPUB/ODT extraction and the PDF-c
 
 bench-backends: setup   # Milvus Lite vs FAISS and Ray vs plain on the man pages: ~15 min
 	$(BIN)/python bench/backends.py
+
+bench-ingest: setup   # load+clean+chunk vs the code before issue 31, /usr/share/doc and man pages
+	$(BIN)/python -m bench.ingest
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

@@ -124,6 +124,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
+    if not (args.manpages / "corpus.jsonl").is_file():  # as bench/scale.py builds it
+        subprocess.run([str(REPO / ".venv" / "bin" / "ragmini"), "datasets", "build",
+                        "manpages", "--out", str(args.manpages), "--no-progress"], check=True)
     results: dict = {"baseline": args.baseline}
     targets: list[Target] = []
     with temp_dir("ragmini-bench-ingest-") as tmp:
