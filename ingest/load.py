@@ -587,7 +587,11 @@ def documents_of(raw: RawFile, path: Path, root: Path, *, follow_links: bool = F
     rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
     rel = encode_source(rel)
     suffix = raw.suffix
-    named = path.with_name(compressed.inner_name(path.name))  # for titles: "NEWS", not "NEWS.gz"
+    # For titles: "NEWS" of NEWS.gz, "notes" of notes.md.xz, "README.Debian" of
+    # README.Debian.gz (a suffix that names no format is part of the name).
+    named = path.with_name(compressed.inner_name(path.name))
+    if suffix not in SUPPORTED_SUFFIXES:
+        named = named.with_name(named.name + ".text")
     if raw.data is None:
         # BEIR corpora run to gigabytes: stream them a line at a time.
         yield from _load_jsonl(path, source, follow_links)

@@ -39,11 +39,14 @@ def test_suffixless_inner_names_are_plain_text(tmp_path):
     (tmp_path / "README.gz").write_bytes(gzip.compress(b"Read me\n\nThe body of the readme."))
     (tmp_path / "changelog.Debian.gz").write_bytes(gzip.compress(
         b"pkg (1.0-1) unstable; urgency=low\n\n  * First upload.\n"))
+    (tmp_path / "NEWS.Debian.gz").write_bytes(gzip.compress(
+        b"a first line that runs on and on, so no title line stands out in it\nat all."))
     (tmp_path / "data.json.gz").write_bytes(gzip.compress(b'{"a": 1}'))  # JSON: not prose
     (tmp_path / "src.tar.gz").write_bytes(gzip.compress(b"x" * 600))  # an archive
     loaded = load_paths([tmp_path])
     docs = {d.doc_id: d for d in loaded.documents}
-    assert set(docs) == {"README.gz", "changelog.Debian.gz"}
+    assert set(docs) == {"README.gz", "changelog.Debian.gz", "NEWS.Debian.gz"}
+    assert docs["NEWS.Debian.gz"].title == "NEWS.Debian"  # ".Debian" names no format
     assert docs["README.gz"].title == "Read me"
     assert docs["changelog.Debian.gz"].title == "pkg (1.0-1) unstable; urgency=low"
     assert docs["README.gz"].metadata["type"] == "text"
