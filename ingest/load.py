@@ -174,8 +174,9 @@ def not_read_key(name: str, rel: str, patterns: Sequence[str] = ()) -> str | Non
         inner = compressed.inner_suffix(name)
         if inner in SUPPORTED_SUFFIXES or compressed.plain_text_name(name):
             return None
-        return inner + suffix
-    return suffix or NO_SUFFIX
+        suffix = inner + suffix
+    # a name's undecodable bytes, as stored sources spell them: valid UTF-8 for JSON
+    return encode_source(suffix) if suffix else NO_SUFFIX
 
 
 def _skipped(path: str | os.PathLike, reason: str) -> Skipped:

@@ -164,3 +164,16 @@ def test_parallel_reading_gives_the_same_documents_in_one_transaction_per_batch(
         assert report.new == 150 and report.workers == 2
         # one generation per committed batch of documents
         assert store.generation == math.ceil(150 / COMMIT_EVERY)
+
+
+def test_a_suffix_in_any_bytes_is_counted_in_valid_utf8(tmp_path):
+    import os
+
+    root = tmp_path / "bytes"
+    root.mkdir()
+    (root / "ok.txt").write_text("fine")
+    with open(os.path.join(os.fsencode(root), b"x.\x80"), "wb") as f:
+        f.write(b"data")
+    loaded = load_paths([root])
+    assert dict(loaded.not_read) == {".\ufffd80": 1}
+    json.dumps(dict(loaded.not_read), ensure_ascii=False).encode("utf-8")
