@@ -43,6 +43,15 @@ def _load(paths: list[Path], workers: int | None) -> tuple[object, float]:
     return loaded, time.perf_counter() - started
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of the child processes it has waited for (the
+    reading processes, the extractor)."""
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def cmd_load(args) -> dict:
     from ingest.chunk import ChunkConfig
     from ingest.pipeline import split_documents
@@ -50,6 +59,7 @@ def cmd_load(args) -> dict:
     paths = ([Path(p) for p in Path(args.files).read_text().splitlines() if p]
              if args.files else [Path(args.path)])
     loaded, load_s = _load(paths, args.workers)
+    load_cpu_s = cpu_seconds()
     documents = loaded.documents
     started = time.perf_counter()
     chunks = list(split_documents(documents, ChunkConfig(), False))
@@ -58,6 +68,7 @@ def cmd_load(args) -> dict:
     out = {"documents": len(documents), "chunks": n_chunks,
            "chars": sum(len(d.text) for d in documents),
            "skipped": len(loaded.skipped), "load_s": load_s, "chunk_s": chunk_s,
+           "load_cpu_s": load_cpu_s, "load_average": os.getloadavg()[0],
            "chunks_per_s": n_chunks / (load_s + chunk_s),
            "timings": dict(getattr(loaded, "timings", {})),
            "workers": getattr(loaded, "workers", 1),

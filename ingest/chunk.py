@@ -15,6 +15,7 @@ both.
 
 from __future__ import annotations
 
+import functools
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
@@ -194,7 +195,7 @@ class Chunker:
         counts = self._counts
         out = []
         for text, (starts, ends, words) in zip(texts, found):
-            cum = list(accumulate((counts[w] for w in words), initial=0))
+            cum = list(accumulate(map(counts.__getitem__, words), initial=0))
             out.append(self._chunks(text, _Words(starts, ends, cum)))
         if len(counts) > MAX_CACHED_WORDS:
             counts.clear()
@@ -318,8 +319,18 @@ class _Words:
 # form feed join the characters around them). Python's isspace differs.
 _SPACE_CHARS = ("\t\n\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200b)))
                 + "\u2028\u2029\u202f\u205f\u3000")
-_SPACE_CODES = tuple(map(ord, _SPACE_CHARS))
+_LAST_SPACE = max(map(ord, _SPACE_CHARS))
 _WORD = re.compile(f"[^{re.escape(_SPACE_CHARS)}]+")
+
+
+@functools.cache
+def _space_table():
+    """Is code point c whitespace? for c up to _LAST_SPACE + 1 (any later one: no)."""
+    import numpy as np
+
+    table = np.zeros(_LAST_SPACE + 2, dtype=bool)
+    table[[ord(c) for c in _SPACE_CHARS]] = True
+    return table
 
 
 def _is_space(char: str) -> bool:
@@ -334,7 +345,7 @@ def _words(text: str) -> tuple[list[int], list[int], list[str]]:
     if not words:
         return [], [], []
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    space = np.isin(codes, _SPACE_CODES)
+    space = _space_table()[np.minimum(codes, _LAST_SPACE + 1)]
     edges = np.diff(np.concatenate(([True], space, [True])).view(np.int8))
     return np.flatnonzero(edges == -1).tolist(), np.flatnonzero(edges == 1).tolist(), words
 
