@@ -154,13 +154,9 @@ def survey(paths: list[Path], follow_links: bool = False, progress: bool = False
 def include_patterns(include: Sequence[str]) -> tuple[str, ...]:
     """`--include` globs as fnmatch patterns: "*" and "**" both cross "/", and
     "dir/" means everything under dir (as the `source=` filter reads them)."""
-    out = []
-    for glob in include:
-        glob = glob.strip()
-        if glob:
-            pattern = "*".join(part for part in glob.split("**"))
-            out.append(pattern + "*" if pattern.endswith("/") else pattern)
-    return tuple(out)
+    from ingest.filters import glob_pattern
+
+    return tuple(glob_pattern(glob.strip()) for glob in include if glob.strip())
 
 
 def not_read_key(name: str, rel: str, patterns: Sequence[str] = ()) -> str | None:
@@ -460,9 +456,18 @@ def _load_one(path: Path, root: Path, result: Loaded, max_bytes: int, follow_lin
             result.timings["extract"] += elapsed - read
             if raw is not None:
                 counts = result.formats.setdefault(_type_of(raw.suffix), Counter())
-                counts.update(files=1, bytes=len(raw.data) if raw.data is not None
-                              else os.path.getsize(path), seconds=elapsed - read)
+                counts.update(files=1, bytes=_size(raw, path), seconds=elapsed - read)
         break
+
+
+def _size(raw: RawFile, path: Path) -> int:
+    """Bytes read (decompressed) of a file; a streamed jsonl's size on disk."""
+    if raw.data is not None:
+        return len(raw.data)
+    try:
+        return os.path.getsize(path)
+    except OSError:  # gone since: its time still counts
+        return 0
 
 
 class LoadError(Exception):
