@@ -305,9 +305,11 @@ class Store(Connection):
                max_file_mb: float = D.MAX_FILE_MB, follow_links: bool = False,
                encoder: str | None = None, extract_timeout: float = D.EXTRACT_TIMEOUT,
                vector_store: str | None = None, engine: str = "local",
-               ray_address: str | None = None, progress: bool | None = None) -> IngestResult:
+               ray_address: str | None = None, include: Sequence[str] = (),
+               workers: int | None = None, progress: bool | None = None) -> IngestResult:
         """Add folders or files (.txt .md .html, PDF, DOCX, EPUB, ODT, RSS/Atom feeds,
-        BEIR corpus.jsonl), creating the store if needed (`ragmini ingest`).
+        BEIR corpus.jsonl, any of them .gz/.bz2/.xz-compressed), creating the store
+        if needed (`ragmini ingest`).
 
         Re-running it is cheap: unchanged documents are skipped, changed ones
         re-chunked and re-embedded, and every method's index brought up to date.
@@ -329,7 +331,13 @@ class Store(Connection):
                 or a Milvus server URI ("milvus://HOST:PORT", "http(s)://..."); kept.
             engine: "local", or "ray" to chunk and embed as a Ray Data pipeline
                 (`ray_address` names a cluster; else a local Ray runs for the call).
+            include: globs ("*.c", "Makefile", "src/**") of other files to read as
+                plain text.
+            workers: processes reading and extracting files (None: by the work found).
             progress: show progress bars (default: the store's setting, off).
+
+        The result's `report` times each stage (`profile_table()`) and counts the
+        files not read by suffix (`not_read_line()`).
 
         Example:
             >>> store.ingest(["corpus/docs"], methods=["sbert", "bm25"]).report.new
@@ -353,7 +361,8 @@ class Store(Connection):
                                     follow_links=follow_links, prune=prune,
                                     encoder=encoder, extract_timeout=extract_timeout,
                                     vector_store=vector_store, engine=engine,
-                                    ray_address=ray_address)
+                                    ray_address=ray_address, include=tuple(include),
+                                    workers=workers)
         return IngestResult.of(done, time.perf_counter() - started)
 
     def remove(self, paths: Sequence[PathLike]) -> Removal:
