@@ -126,11 +126,11 @@ bench-calibrate-abstain: setup faq   # re-calibrate abstention on dev; writes ge
 bench-docs: setup   # put the figures of bench/*.json into README.md and docs/
 	$(BENCH_PY) bench.docs
 
-bench-search: setup   # a search through Store.search, the CLI and HTTP vs held open, man pages: ~10 min
-	$(BIN)/python -m bench.search
+bench-search: setup manpages   # a search through Store.search, the CLI and HTTP vs held open, man pages: ~10 min
+	$(BENCH_PY) bench.search
 
-bench-generators: setup   # extractive, SmolLM2 on torch and llama.cpp, openai: via llama_cpp.server: ~40 min
-	$(BIN)/python -m bench.generators
+bench-generators: setup faq   # extractive, SmolLM2 on torch and llama.cpp, openai: via llama_cpp.server: ~40 min
+	$(BENCH_PY) bench.generators
 
 bench-followups: setup faq manpages   # follow-up rewrite rules on the follow-up set: ~30 min the first time (embeds ~10k chunks)
 	$(BIN)/python -m bench.followups --faq $(DATA)/faq --manpages $(DATA)/manpages --out $(DATA)/followups
