@@ -15,7 +15,7 @@ BENCH_PY := RAGMINI_BENCH_DATA=$(DATA) $(BIN)/python -m
 	bench bench-quick bench-run bench-encoders bench-extract bench-backends bench-baselines \
 	bench-filters bench-fusion bench-load bench-serve bench-calibrate-support \
 	bench-calibrate-abstain bench-docs bench-search \
-	bench-generators bench-followups bench-extractive
+	bench-generators bench-followups bench-extractive bench-frontends
 
 setup: $(STAMP)
 
@@ -137,6 +137,9 @@ bench-followups: setup faq manpages   # follow-up rewrite rules on the follow-up
 
 bench-extractive: setup faq   # the extractive answer against the previous one, FAQ and bundled: ~10 min
 	$(BIN)/python -m bench.extractive --faq $(DATA)/faq
+
+bench-frontends: setup   # MCP search (stdio, HTTP) vs in-process, /v1 chat vs /api/ask, bundled corpus: ~3 min
+	$(BENCH_PY) bench.frontends
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache
