@@ -15,7 +15,7 @@ BENCH_PY := RAGMINI_BENCH_DATA=$(DATA) $(BIN)/python -m
 	bench bench-quick bench-run bench-encoders bench-extract bench-backends bench-baselines \
 	bench-filters bench-fusion bench-load bench-serve bench-calibrate-support \
 	bench-calibrate-abstain bench-docs bench-search \
-	bench-generators bench-followups bench-extractive bench-ingest
+	bench-generators bench-followups bench-extractive bench-ingest bench-frontends
 
 setup: $(STAMP)
 
@@ -140,6 +140,9 @@ bench-extractive: setup faq   # the extractive answer against the previous one, 
 
 bench-ingest: setup manpages   # load+clean+chunk vs the code before issue 31, /usr/share/doc and man pages
 	$(BENCH_PY) bench.ingest
+
+bench-frontends: setup   # MCP search (stdio, HTTP) vs in-process, /v1 chat vs /api/ask, bundled corpus: ~3 min
+	$(BENCH_PY) bench.frontends
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache
