@@ -15,7 +15,7 @@ BENCH_PY := RAGMINI_BENCH_DATA=$(DATA) $(BIN)/python -m
 	bench bench-quick bench-run bench-encoders bench-extract bench-backends bench-baselines \
 	bench-filters bench-fusion bench-load bench-serve bench-calibrate-support \
 	bench-calibrate-abstain bench-docs bench-search \
-	bench-generators bench-followups bench-extractive \
+	bench-generators bench-followups bench-extractive bench-ingest bench-frontends \
 	tesseract bench-ocr bench-watch
 
 setup: $(STAMP)
@@ -133,11 +133,11 @@ bench-calibrate-abstain: setup faq   # re-calibrate abstention on dev; writes ge
 bench-docs: setup   # put the figures of bench/*.json into README.md and docs/
 	$(BENCH_PY) bench.docs
 
-bench-search: setup   # a search through Store.search, the CLI and HTTP vs held open, man pages: ~10 min
-	$(BIN)/python -m bench.search
+bench-search: setup manpages   # a search through Store.search, the CLI and HTTP vs held open, man pages: ~10 min
+	$(BENCH_PY) bench.search
 
-bench-generators: setup   # extractive, SmolLM2 on torch and llama.cpp, openai: via llama_cpp.server: ~40 min
-	$(BIN)/python -m bench.generators
+bench-generators: setup faq   # extractive, SmolLM2 on torch and llama.cpp, openai: via llama_cpp.server: ~40 min
+	$(BENCH_PY) bench.generators
 
 bench-followups: setup faq manpages   # follow-up rewrite rules on the follow-up set: ~30 min the first time (embeds ~10k chunks)
 	$(BIN)/python -m bench.followups --faq $(DATA)/faq --manpages $(DATA)/manpages --out $(DATA)/followups
@@ -145,11 +145,17 @@ bench-followups: setup faq manpages   # follow-up rewrite rules on the follow-up
 bench-extractive: setup faq   # the extractive answer against the previous one, FAQ and bundled: ~10 min
 	$(BIN)/python -m bench.extractive --faq $(DATA)/faq
 
-bench-ocr: setup groff pandoc tesseract   # OCR error rates, s/page, scanned-copy recall: ~30 min
-	$(BIN)/python -m bench.ocr
+bench-ingest: setup manpages   # load+clean+chunk vs the code before issue 31, /usr/share/doc and man pages
+	$(BENCH_PY) bench.ingest
 
-bench-watch: setup   # watch lag (single edits, a 1,000-file burst), idle CPU: ~5 min
-	$(BIN)/python -m bench.watch
+bench-frontends: setup   # MCP search (stdio, HTTP) vs in-process, /v1 chat vs /api/ask, bundled corpus: ~3 min
+	$(BENCH_PY) bench.frontends
+
+bench-ocr: setup groff pandoc tesseract   # OCR error rates, s/page, scanned-copy recall: ~30 min
+	$(BENCH_PY) bench.ocr
+
+bench-watch: setup manpages   # watch lag (single edits, a 1,000-file burst), idle CPU, watchdog vs watchfiles: ~15 min
+	$(BENCH_PY) bench.watch
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

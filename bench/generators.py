@@ -32,6 +32,7 @@ from pathlib import Path
 from bench.common import (
     ANSWERS,
     CORPUS,
+    FAQ,
     REPO,
     Target,
     peak_rss_mb,
@@ -41,7 +42,6 @@ from bench.common import (
     write_results,
 )
 
-FAQ = Path("/work/data/faq")
 GENERATORS = ("extractive", "smollm2-torch", "smollm2", "openai:smollm2")
 LM = {"smollm2-torch", "smollm2", "openai:smollm2"}
 METRICS = ("support_rate", "answer_similarity", "citation_validity", "token_f1")

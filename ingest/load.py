@@ -1,20 +1,27 @@
 """Find files and read them into documents: text, Markdown, HTML, feeds, BEIR jsonl,
-and PDF, DOCX, EPUB, ODT (ingest/documents.py).
+PDF, DOCX, EPUB, ODT (ingest/documents.py), any of them gzip/bzip2/xz-compressed
+(ingest/compressed.py), and files matching `include` globs as plain text.
 
 Each problem with one file becomes a `Skipped` record with a one-line reason;
-a batch never stops for a bad file.
+a batch never stops for a bad file. Files of other types are counted by suffix
+(`Loaded.not_read`), never silently dropped.
 """
 
 from __future__ import annotations
 
 import errno
+import fnmatch
+import io
 import json
 import os
 import stat
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ingest import compressed
 from ingest.documents import DOCUMENT_SUFFIXES, EXTRACT_TIMEOUT_S, Extractor, ExtractError
 from ingest.ocr import OcrOptions
 from ingest.metadata import file_metadata, split_front_matter
@@ -34,7 +41,8 @@ FEED_SUFFIXES = frozenset({".rss", ".atom", ".xml"})
 JSONL_SUFFIXES = frozenset({".jsonl"})
 SUPPORTED_SUFFIXES = (TEXT_SUFFIXES | HTML_SUFFIXES | FEED_SUFFIXES | JSONL_SUFFIXES
                       | DOCUMENT_SUFFIXES)
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # per file, and per file once decompressed
+NO_SUFFIX = "(none)"  # how a file name without a suffix is counted in `not_read`
 
 
 @dataclass(frozen=True)
@@ -73,11 +81,48 @@ class Loaded:
     # Every source we could read, even those that yielded no document, so that
     # pruning never mistakes an unreadable-today file for a deleted one.
     seen_files: list[str] = field(default_factory=list)
+    # Files found but not of a type ingest reads, by lower-cased suffix
+    # (".c", ".json.gz", "(none)"); hidden files and folders are not counted.
+    not_read: Counter = field(default_factory=Counter)
+    # Seconds per stage: "discover" (wall), "read" (open, read, decompress) and
+    # "extract" (decode, parse, clean), the last two summed over the workers.
+    timings: Counter = field(default_factory=Counter)
+    # Per format ("html", "txt", "pdf", ...): files, bytes read and seconds extracting.
+    formats: dict[str, Counter] = field(default_factory=dict)
+    workers: int = 1  # processes that read and extracted
+
+    def _add(self, other: Loaded) -> None:
+        self.documents.extend(other.documents)
+        self.skipped.extend(other.skipped)
+        self.seen_files.extend(other.seen_files)
+        self.timings.update(other.timings)
+        for kind, counts in other.formats.items():
+            self.formats.setdefault(kind, Counter()).update(counts)
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """What discovery found: files to read with their root, files it cannot read
+    (with the reason), and how many files of other types it passed over."""
+
+    files: list[tuple[Path, Path]]
+    skipped: list[Skipped]
+    not_read: Counter
 
 
 def discover(paths: list[Path], follow_links: bool = False, progress: bool = False,
              id_root: Path | None = None) -> tuple[list[tuple[Path, Path]], list[Skipped]]:
-    """Expand folders (recursively, sorted) into (file, root) pairs of supported types.
+    """(file, root) pairs of supported types under `paths`, and the entries skipped
+    (`survey` without the count of other files)."""
+    found = survey(paths, follow_links=follow_links, progress=progress, id_root=id_root)
+    return found.files, found.skipped
+
+
+def survey(paths: list[Path], follow_links: bool = False, progress: bool = False,
+           include: Sequence[str] = (), id_root: Path | None = None) -> Discovered:
+    """Expand folders (recursively, sorted) into (file, root) pairs of supported
+    types, compressed files of those types or of plain text, and files matching
+    an `include` glob; count the other files by suffix.
     A doc id is the file's path relative to its root: the folder given, or for a
     file given alone its own folder, or `id_root` when the file lies under it (an
     upload is `uploads/NAME` relative to its store, ingest.identity).
@@ -93,20 +138,47 @@ def discover(paths: list[Path], follow_links: bool = False, progress: bool = Fal
 
     found: list[tuple[Path, Path]] = []
     skipped: list[Skipped] = []
+    not_read: Counter = Counter()
+    patterns = include_patterns(include)
     with tqdm(desc="discovering", unit=" files", disable=not progress or None,
               leave=False) as bar:
         for given in paths:
             given = Path(given)
             kind = _kind(given, follow_links)
             if kind == "file":
+                # named by the user: always read
                 under = id_root is not None and given.is_relative_to(id_root)
                 found.append((given, id_root if under else given.parent))
                 bar.update()
             elif kind == "dir":
-                _walk(given, follow_links, found, skipped, bar)
+                _walk(given, follow_links, found, skipped, bar, patterns, not_read)
             else:
                 skipped.append(_skipped(given, kind))
-    return found, skipped
+    return Discovered(found, skipped, not_read)
+
+
+def include_patterns(include: Sequence[str]) -> tuple[str, ...]:
+    """`--include` globs as fnmatch patterns: "*" and "**" both cross "/", and
+    "dir/" means everything under dir (as the `source=` filter reads them)."""
+    from ingest.filters import glob_pattern
+
+    return tuple(glob_pattern(glob.strip()) for glob in include if glob.strip())
+
+
+def not_read_key(name: str, rel: str, patterns: Sequence[str] = ()) -> str | None:
+    """None when a file `name` (at `rel`, relative to the folder given) is read;
+    else the suffix it is counted under among the files not read."""
+    suffix = Path(name).suffix.lower()
+    if suffix in SUPPORTED_SUFFIXES or any(
+            fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns):
+        return None
+    if suffix in compressed.COMPRESSED_SUFFIXES:
+        inner = compressed.inner_suffix(name)
+        if inner in SUPPORTED_SUFFIXES or compressed.plain_text_name(name):
+            return None
+        suffix = inner + suffix
+    # a name's undecodable bytes, as stored sources spell them: valid UTF-8 for JSON
+    return encode_source(suffix) if suffix else NO_SUFFIX
 
 
 def _skipped(path: str | os.PathLike, reason: str) -> Skipped:
@@ -153,7 +225,8 @@ def _kind(path: Path, follow_links: bool) -> str:
     return _not_regular(st.st_mode)
 
 
-def _walk(root: Path, follow_links: bool, found: list, skipped: list, bar) -> None:
+def _walk(root: Path, follow_links: bool, found: list, skipped: list, bar,
+          patterns: Sequence[str] = (), not_read: Counter | None = None) -> None:
     def unlistable(exc: OSError) -> None:
         skipped.append(_skipped(exc.filename or root, f"cannot list folder: {exc.strerror}"))
 
@@ -185,9 +258,14 @@ def _walk(root: Path, follow_links: bool, found: list, skipped: list, bar) -> No
         dirnames[:] = keep
         bar.update(len(filenames))
         for name in sorted(filenames):
-            if name.startswith(".") or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+            if name.startswith("."):
                 continue
             path = Path(dirpath) / name
+            other = not_read_key(name, path.relative_to(root).as_posix(), patterns)
+            if other is not None:
+                if not_read is not None:
+                    not_read[other] += 1
+                continue
             kind = _kind(path, follow_links)
             if kind == "file":
                 found.append((path, root))
@@ -203,10 +281,16 @@ def load_paths(
     paths: list[Path], *, max_bytes: int = DEFAULT_MAX_BYTES, follow_links: bool = False,
     progress: bool = False, extract_timeout: float = EXTRACT_TIMEOUT_S,
     ocr: OcrOptions | None = None,
-    id_root: Path | None = None,
+    id_root: Path | None = None, include: Sequence[str] = (), workers: int | None = None,
 ) -> Loaded:
     """Read every supported file under `paths` into documents (`id_root`: see
     `discover`).
+
+    include: globs ("*.c", "src/**", "Makefile") of files read as plain text.
+    workers: processes reading and extracting text formats (HTML, feeds, text,
+        compressed files) in parallel; None picks by the work found (one for a
+        small folder, where starting processes would cost more than it saves).
+        PDF, DOCX, EPUB and ODT files go through the time-bounded extractor.
 
     Example:
         >>> loaded = load_paths([Path("corpus")])
@@ -215,23 +299,149 @@ def load_paths(
     """
     from tqdm import tqdm
 
-    files, skipped = discover(paths, follow_links=follow_links, progress=progress,
-                              id_root=id_root)
-    result = Loaded(skipped=list(skipped))
-    with Extractor(extract_timeout, ocr, progress) as extractor:
-        for path, root in tqdm(files, desc="reading", unit="file",
-                               disable=not progress or None, leave=False):
-            _load_one(path, root, result, max_bytes, follow_links, extractor)
+    started = time.perf_counter()
+    found = survey(paths, follow_links=follow_links, progress=progress, include=include,
+                   id_root=id_root)
+    result = Loaded(skipped=list(found.skipped), not_read=found.not_read)
+    result.timings["discover"] = time.perf_counter() - started
+    started = time.perf_counter()
+    runs = _segments(found.files)
+    result.workers = n = _worker_count(runs, workers)
+    with Extractor(extract_timeout, ocr, progress) as extractor, \
+            tqdm(total=len(found.files), desc="reading", unit="file",
+                 disable=not progress or None, leave=False) as bar:
+        for batch, loaded in _loaded_batches(runs, n, max_bytes, follow_links):
+            if loaded is None:  # read here, in order
+                for path, root in batch:
+                    _load_one(path, root, result, max_bytes, follow_links, extractor)
+                    bar.update()
+            else:
+                result._add(loaded)
+                bar.update(len(batch))
+    result.timings["load_wall"] = time.perf_counter() - started
+    return result
+
+
+# Extraction seconds per MB, roughly (bench/ingest.py measures them): HTML through
+# trafilatura costs some 20 times what plain text does. Only used to decide how
+# many reading processes to start and how to batch files for them.
+_SECONDS_PER_MB = {"html": 1.5, "feed": 0.5, "text": 0.08}
+_INFLATION = 4  # text compresses about 4:1
+PARALLEL_MIN_SECONDS = 4.0  # estimated work under which one process is quicker
+BATCH_SECONDS = 3.0  # estimated work per batch sent to a reading process...
+BATCH_FILES = 32  # ...and files: one big page must not leave the others idle
+
+
+@dataclass
+class _Run:
+    """Consecutive files read the same way: in a reading process (pooled) or here
+    (PDF, DOCX, EPUB, ODT, whose extractor is time-bounded in a process of its
+    own; jsonl, streamed and often huge)."""
+
+    files: list[tuple[Path, Path]]
+    pooled: bool
+    cost: float  # estimated seconds of extraction
+
+
+def _cost(path: Path) -> tuple[bool, float]:
+    """(may go to a reading process, estimated seconds to extract)."""
+    name = path.name
+    packed = compressed.is_compressed(name)
+    suffix = compressed.inner_suffix(name) if packed else Path(name).suffix.lower()
+    kind = "html" if suffix in HTML_SUFFIXES else "feed" if suffix in FEED_SUFFIXES else "text"
+    try:
+        mb = os.lstat(path).st_size / 2**20 * (_INFLATION if packed else 1)
+    except OSError:
+        mb = 0.0
+    return suffix not in DOCUMENT_SUFFIXES | JSONL_SUFFIXES, mb * _SECONDS_PER_MB[kind]
+
+
+def _segments(files: list[tuple[Path, Path]]) -> list[_Run]:
+    """`files` in order, as runs to read here or batches for a reading process."""
+    out: list[_Run] = []
+    for path, root in files:
+        pooled, cost = _cost(path)
+        last = out[-1] if out else None
+        if last is not None and last.pooled == pooled and (not pooled or (
+                len(last.files) < BATCH_FILES and last.cost + cost <= BATCH_SECONDS)):
+            last.files.append((path, root))
+            last.cost += cost
+        else:
+            out.append(_Run([(path, root)], pooled, cost))
+    return out
+
+
+def _worker_count(runs: list[_Run], workers: int | None) -> int:
+    """`workers`, or as many as there are idle cores (by the 1-minute load average,
+    which counts this process too) while the estimated work is worth it: on cores
+    that other jobs keep busy, more processes only add overhead (bench/ingest.py
+    measured 0.84-1.03x with 2 processes on 2 cores at a load of 10 to 30)."""
+    if workers is not None:
+        return max(1, int(workers))
+    work = sum(run.cost for run in runs if run.pooled)
+    if work < PARALLEL_MIN_SECONDS:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        idle = (cores or 1) - os.getloadavg()[0] + 1
+    except OSError:  # no load average on this system: assume the cores are free
+        idle = cores or 1
+    return max(1, min(cores or 1, 8, int(work // 2) + 1, int(idle)))
+
+
+def _loaded_batches(runs: list[_Run], workers: int, max_bytes: int, follow_links: bool
+                    ) -> Iterator[tuple[list, Loaded | None]]:
+    """Each run's files in order, with what a reading process loaded of them, or
+    None for files to read here. With one worker, everything is read here.
+
+    A reading process that dies (a crash inside a C parser) breaks the pool: the
+    runs not yet returned are then read here, as they would be with one worker."""
+    if workers <= 1:
+        yield from ((run.files, None) for run in runs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    # spawn: a fork of a process holding torch or server threads is unsafe
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(_load_batch, run.files, max_bytes, follow_links)
+                   if run.pooled else None for run in runs]
+        broken = False
+        for run, future in zip(runs, futures):
+            if future is None or broken:
+                yield run.files, None
+                continue
+            try:
+                yield run.files, future.result()
+            except BrokenProcessPool:
+                broken = True
+                yield run.files, None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _load_batch(files: list[tuple[Path, Path]], max_bytes: int, follow_links: bool) -> Loaded:
+    """A reading process's work: these files (no PDF, DOCX, EPUB or ODT among them)."""
+    result = Loaded()
+    for path, root in files:
+        _load_one(path, root, result, max_bytes, follow_links, None)
     return result
 
 
 def _load_one(path: Path, root: Path, result: Loaded, max_bytes: int, follow_links: bool,
-              extractor: Extractor) -> None:
-    """Read one file into `result`: its documents, or a Skipped with the reason."""
+              extractor: Extractor | None) -> None:
+    """Read one file into `result`: its documents, or a Skipped with the reason;
+    the time it took goes to `result.timings` and `result.formats`."""
     for attempt in (1, 2):
+        started = time.perf_counter()
+        raw: RawFile | None = None
         try:
-            docs = list(load_file(path, root, max_bytes=max_bytes, follow_links=follow_links,
-                                  extractor=extractor))
+            raw = read_file(path, max_bytes=max_bytes, follow_links=follow_links)
+            read = time.perf_counter() - started
+            docs = list(documents_of(raw, path, root, follow_links=follow_links,
+                                     extractor=extractor))
         except FileChanged:
             if attempt == 1:
                 continue  # once more: a writer may have just finished
@@ -248,7 +458,25 @@ def _load_one(path: Path, root: Path, result: Loaded, max_bytes: int, follow_lin
         else:
             result.seen_files.append(stored_path(path))
             result.documents.extend(docs)
+        finally:
+            elapsed = time.perf_counter() - started
+            read = elapsed if raw is None else min(read, elapsed)
+            result.timings["read"] += read
+            result.timings["extract"] += elapsed - read
+            if raw is not None:
+                counts = result.formats.setdefault(_type_of(raw.suffix), Counter())
+                counts.update(files=1, bytes=_size(raw, path), seconds=elapsed - read)
         break
+
+
+def _size(raw: RawFile, path: Path) -> int:
+    """Bytes read (decompressed) of a file; a streamed jsonl's size on disk."""
+    if raw.data is not None:
+        return len(raw.data)
+    try:
+        return os.path.getsize(path)
+    except OSError:  # gone since: its time still counts
+        return 0
 
 
 class LoadError(Exception):
@@ -327,14 +555,41 @@ def _read_bytes(path: Path, max_bytes: int, follow_links: bool = False) -> bytes
     return data
 
 
-def _read_text(path: Path, max_bytes: int, follow_links: bool = False
-               ) -> tuple[str, tuple[str, ...]]:
-    data = _read_bytes(path, max_bytes, follow_links)
+def _text_of(data: bytes) -> tuple[str, tuple[str, ...]]:
     if looks_binary(data):
         raise LoadError("binary file (contains NUL bytes), not text")
     text, fallback = decode_bytes(data)
     notes = (f"not valid UTF-8; decoded as {fallback}",) if fallback else ()
     return text, notes
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """A file's bytes, decompressed, and the suffix that names their format (the
+    inner one of "notes.md.gz"; "" for "README.gz")."""
+
+    data: bytes | None  # None: a BEIR jsonl file, which documents_of streams
+    suffix: str
+    compression: str | None = None  # "gzip", "bzip2", "xz"
+
+
+def read_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, follow_links: bool = False
+              ) -> RawFile:
+    """The bytes of one file, decompressed when it is a .gz, .bz2 or .xz file (at
+    most `max_bytes` either way). Raises LoadError with the reason."""
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        return RawFile(None, suffix)
+    data = _read_bytes(path, max_bytes, follow_links)
+    if suffix not in compressed.COMPRESSED_SUFFIXES:
+        return RawFile(data, suffix)
+    try:
+        data = compressed.decompress(data, suffix, max_bytes)
+    except compressed.CompressedError as exc:
+        raise LoadError(str(exc)) from exc
+    if not data.strip():
+        raise LoadError("empty file (once decompressed)")
+    return RawFile(data, compressed.inner_suffix(path), compressed.format_name(suffix))
 
 
 def load_file(path: Path, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -343,43 +598,83 @@ def load_file(path: Path, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
     """The documents of one file. Raises LoadError (FileChanged when it changed
     while being read); nothing is yielded for a file that fails part way, as
     long as the caller collects the whole iterator first."""
+    raw = read_file(path, max_bytes=max_bytes, follow_links=follow_links)
+    yield from documents_of(raw, path, root, follow_links=follow_links, extractor=extractor)
+
+
+def documents_of(raw: RawFile, path: Path, root: Path, *, follow_links: bool = False,
+                 extractor: Extractor | None = None) -> Iterator[Document]:
+    """The documents in a file's bytes, read as its (inner) suffix says: any
+    suffix not listed in SUPPORTED_SUFFIXES is plain text."""
     source = stored_path(path)
     rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
     rel = encode_source(rel)
-    suffix = path.suffix.lower()
-    if suffix in JSONL_SUFFIXES:
+    suffix = raw.suffix
+    # For titles: "NEWS" of NEWS.gz, "notes" of notes.md.xz, "README.Debian" of
+    # README.Debian.gz (a suffix that names no format is part of the name).
+    named = path.with_name(compressed.inner_name(path.name))
+    if suffix not in SUPPORTED_SUFFIXES:
+        named = named.with_name(named.name + ".text")
+    if raw.data is None:
         # BEIR corpora run to gigabytes: stream them a line at a time.
         yield from _load_jsonl(path, source, follow_links)
         return
+    if suffix in JSONL_SUFFIXES:  # a compressed corpus.jsonl, decompressed whole
+        docs = list(_jsonl_rows(io.BytesIO(raw.data), source))
+        if not docs:
+            raise LoadError("no line has text")
+        yield from docs
+        return
+    metadata = _file_metadata(path, suffix, raw.compression)
     if suffix in DOCUMENT_SUFFIXES:
-        yield _load_document(path, rel, source, suffix, max_bytes, follow_links, extractor)
+        yield _load_document(path, rel, source, suffix, len(raw.data), follow_links, extractor,
+                             data=raw.data, title_path=named, metadata=metadata)
         return
-    raw, notes = _read_text(path, max_bytes, follow_links)
-    if suffix in FEED_SUFFIXES or (suffix in HTML_SUFFIXES and _is_feed(raw)):
-        yield from _load_feed(raw, source, notes)
+    text, notes = _text_of(raw.data)
+    if suffix in FEED_SUFFIXES or (suffix in HTML_SUFFIXES and _is_feed(text)):
+        yield from _load_feed(text, source, notes)
         return
+    front: dict = {}
     if suffix in HTML_SUFFIXES:
-        title, text = html_main_text(raw)
+        title, text = html_main_text(text)
         if not text:
             raise LoadError("HTML has no visible text (only markup, scripts or styles)")
-    front: dict = {}
-    if suffix not in HTML_SUFFIXES:
-        text = normalize_text(raw)
+    else:
+        text = normalize_text(text)
         if suffix in MARKDOWN_SUFFIXES:
             front, text, problem = split_front_matter(text)
             notes = (*notes, problem) if problem else notes
-        title = str(front.get("title") or "").strip() or _text_title(text, path)
+        title = str(front.get("title") or "").strip() or _text_title(text, named)
     if not text:
         raise LoadError("file holds only whitespace")
-    yield Document(source=source, doc_id=rel, title=scrub(title) or display(path.stem),
-                   text=scrub(text), notes=notes,
-                   metadata={**front, **file_metadata(path, _type_of(suffix))})
+    yield Document(source=source, doc_id=rel, title=scrub(title) or display(named.stem),
+                   text=scrub(text), notes=notes, metadata={**front, **metadata})
+
+
+def _file_metadata(path: Path, suffix: str, compression: str | None) -> dict:
+    """type (of the inner file for a compressed one), modified, size, compression."""
+    out = file_metadata(path, _type_of(suffix))
+    return {**out, "compression": compression} if compression else out
+
+
+def _type_of(suffix: str) -> str:
+    """The `type` a filter sees: the suffix, with spelling variants folded; "text"
+    for a file read as plain text (a suffix ingest has no reader for, or none)."""
+    if suffix not in SUPPORTED_SUFFIXES:
+        return "text"
+    kind = suffix.lstrip(".")
+    return {"markdown": "md", "htm": "html", "xhtml": "html", "jpeg": "jpg",
+            "tif": "tiff"}.get(kind, kind)
 
 
 def _load_document(path: Path, rel: str, source: str, suffix: str, max_bytes: int,
-                   follow_links: bool, extractor: Extractor | None) -> Document:
-    """A PDF, DOCX, EPUB or ODT file, extracted in the time-bounded worker."""
-    data = _read_bytes(path, max_bytes, follow_links)
+                   follow_links: bool, extractor: Extractor | None, *,
+                   data: bytes | None = None, title_path: Path | None = None,
+                   metadata: dict | None = None) -> Document:
+    """A PDF, DOCX, EPUB or ODT file (its bytes `data`, or read from `path`),
+    extracted in the time-bounded worker."""
+    if data is None:
+        data = _read_bytes(path, max_bytes, follow_links)
     try:
         if extractor is None:
             with Extractor() as once:
@@ -388,17 +683,13 @@ def _load_document(path: Path, rel: str, source: str, suffix: str, max_bytes: in
             found = extractor.extract(suffix, data)
     except ExtractError as exc:
         raise LoadError(str(exc)) from exc
-    return Document(source=source, doc_id=rel, title=scrub(found.title) or display(path.stem),
+    title_path = title_path or path
+    return Document(source=source, doc_id=rel,
+                    title=scrub(found.title) or display(title_path.stem),
                     text=scrub(found.text), notes=found.notes,
-                    metadata={**found.metadata, **file_metadata(path, _type_of(suffix))},
+                    metadata={**found.metadata,
+                              **(metadata or file_metadata(path, _type_of(suffix)))},
                     locations=found.locations, location_kind=found.kind)
-
-
-def _type_of(suffix: str) -> str:
-    """The `type` a filter sees: the suffix, with spelling variants folded."""
-    kind = suffix.lower().lstrip(".")
-    return {"markdown": "md", "htm": "html", "xhtml": "html", "jpeg": "jpg",
-            "tif": "tiff"}.get(kind, kind)
 
 
 def _text_title(text: str, path: Path) -> str:

@@ -94,19 +94,24 @@ def cli() -> None:
               metavar="SECONDS",
               help="Give up on a PDF, DOCX, EPUB or ODT file whose text takes longer.")
 @click.option("--follow-links", is_flag=True, help="Follow symbolic links (off: they can loop).")
+@click.option("--include", "include", multiple=True, metavar="GLOB",
+              help="Also read files matching GLOB as plain text (source code, config "
+              "files, files without a suffix), e.g. '*.c', 'Makefile', 'src/**'. Repeatable.")
+@click.option("--workers", type=int, default=None, metavar="N",
+              help="Processes reading and extracting files (default: by the work found).")
 @click.option("--ocr", type=click.Choice(D.OCR_MODES), default=D.OCR, show_default=True,
-              help="Read scanned PDF pages and images (PNG, JPEG, TIFF) "
-              "with Tesseract OCR: auto (only pages without a text layer), always (every "
-              "PDF page) or never.")
+              help="Tesseract OCR of scanned PDF pages and PNG, JPEG, TIFF images: auto "
+              "(only pages without a text layer), always (every PDF page) or never.")
 @click.option("--ocr-timeout", default=D.OCR_TIMEOUT, show_default=True, metavar="SECONDS",
               help="Give up on a page whose OCR takes longer.")
+@click.option("--profile", is_flag=True, help="Print seconds per stage and per format.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @_json_option
 def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vector_store,
-           engine, ray_address, prune, max_file_mb, extract_timeout, follow_links, ocr,
-           ocr_timeout, no_progress, as_json):
+           engine, ray_address, prune, max_file_mb, extract_timeout, follow_links, include,
+           workers, ocr, ocr_timeout, profile, no_progress, as_json):
     """Add folders or files (.txt .md .html, PDF, DOCX, EPUB, ODT, RSS/Atom feeds, BEIR
-    corpus.jsonl; scanned PDFs and PNG, JPEG, TIFF images by OCR) to the store.
+    corpus.jsonl, any of them .gz/.bz2/.xz-compressed; scans and images by OCR) to the store.
 
     Re-running it is cheap: unchanged documents are skipped, changed ones
     re-chunked and re-embedded, and every method's index brought up to date.
@@ -122,8 +127,8 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vect
                          overlap=overlap, index_type=index_type, prune=prune,
                          max_file_mb=max_file_mb, follow_links=follow_links, encoder=encoder,
                          extract_timeout=extract_timeout, vector_store=vector_store,
-                         engine=engine, ray_address=ray_address, ocr=ocr,
-                         ocr_timeout=ocr_timeout)
+                         engine=engine, ray_address=ray_address,
+                         include=include, workers=workers, ocr=ocr, ocr_timeout=ocr_timeout)
     if as_json:
         _emit(done.to_dict())
         return
@@ -144,6 +149,10 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vect
         click.echo(f"  {r.method:<9} {r.n_vectors} vectors in {r.seconds:.1f}s{empty}")
     click.echo(f"store {store}: {done.documents} documents, {done.chunks} chunks "
                f"({done.seconds:.1f}s)")
+    if report.not_read_line():
+        click.echo(report.not_read_line())
+    if profile:
+        click.echo(report.profile_table())
 
 
 def _split(value: str) -> list[str]:
@@ -380,6 +389,8 @@ def _print_status(report, repaired: bool) -> None:
                f"{report.generation}): {report.documents} documents, {report.chunks} chunks"
                + (f", chunked {chunking.get('size')}/{chunking.get('overlap')} tokens"
                   if chunking else ""))
+    if report.last_ingest_line():
+        click.echo(report.last_ingest_line())
     for m in report.methods:
         state = "ok" if m.consistent else "DISAGREES"
         if m.consistent and m.behind:

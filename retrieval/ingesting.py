@@ -10,6 +10,7 @@ the stages themselves never call it.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,7 +54,8 @@ def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
     `paths`, then bring every method's index up to date.
 
     `load_options` go to `ingest.pipeline.ingest_paths` (max_bytes,
-    follow_links, prune). `encoder` (torch, onnx, onnx-int8) is how sbert vectors
+    follow_links, prune, include, workers). The report's `timings` gain
+    "index" (embedding and index updates) and "total". `encoder` (torch, onnx, onnx-int8) is how sbert vectors
     are made; a store's other sbert vectors are re-embedded with it. Without it a
     store keeps the encoder its vectors came from.
 
@@ -78,6 +80,7 @@ def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
     backend = chosen_backend(store, vector_store, index_type)
     if engine not in ("local", "ray"):
         raise RagminiError(f"unknown engine '{engine}': local or ray", param="engine")
+    started = time.perf_counter()
     with store.writer_lock(), _engine(engine, ray_address, progress) as workers:
         if backend is not None:
             store.set_meta("vector_store", backend)
@@ -92,6 +95,7 @@ def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
                 and report.skipped and not report.removed:
             reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
             raise RagminiError(f"nothing to ingest ({reasons})")
+        indexing = time.perf_counter()
         if workers:
             from retrieval.ray_engine import embed_on_ray
 
@@ -102,13 +106,16 @@ def ingest_and_index(store: Store, paths: list[Path], methods: Iterable[str], *,
                 embedders.pop("sbert", None)  # its vectors are made: nothing to re-embed
         indexed = update_indexes(store, methods, progress=progress, embedders=embedders,
                                  index_type=index_type)
+        report.timings["index"] = time.perf_counter() - indexing
         if workers:
             indexed = [replace(r, embedded=r.embedded + on_ray.get(r.method, 0))
                        for r in indexed]
         note = encoder_note(store) if encoder is None else None
         if note:
             report.notes.append(note)
-        return IngestResult(report, indexed, store.count("documents"), store.count("chunks"))
+        result = IngestResult(report, indexed, store.count("documents"), store.count("chunks"))
+        report.timings["total"] = time.perf_counter() - started
+        return result
 
 
 @contextlib.contextmanager

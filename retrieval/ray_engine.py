@@ -136,17 +136,18 @@ class _Chunker:
     config: dict = {}
 
     def __init__(self):
-        from ingest.chunk import Chunker, load_tokenizer
+        from ingest.chunk import Chunker, load_fast_tokenizer
 
-        self.chunker = Chunker(load_tokenizer(), ChunkConfig(**self.config))
+        self.chunker = Chunker(load_fast_tokenizer(), ChunkConfig(**self.config))
 
     def __call__(self, batch: dict) -> dict:
         from ingest.chunk import locate
 
         out = []
-        for text, locations, kind in zip(batch["text"], batch["locations"], batch["kind"]):
+        split = self.chunker.split_many([str(text) for text in batch["text"]])
+        for chunks, locations, kind in zip(split, batch["locations"], batch["kind"]):
             located = tuple((int(o), str(label)) for o, label in locations)
-            chunks = locate(self.chunker.split(str(text)), located, str(kind))
+            chunks = locate(chunks, located, str(kind))
             out.append(json.dumps([dataclasses.astuple(c) for c in chunks]))
         return {"chunks": np.array(out, dtype=object)}
 

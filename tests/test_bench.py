@@ -14,8 +14,9 @@ from tests.conftest import REPO
 
 BENCH = REPO / "bench"
 # Modules that are not benchmarks: the shared helper, scale.py (sections run.py and
-# encoders.py call), peer_txtai.py (runs inside txtai's own venv, started by encoders.py).
-HELPERS = {"__init__", "common", "scale", "peer_txtai"}
+# encoders.py call), peer_txtai.py (runs inside txtai's own venv, started by encoders.py),
+# ingest_driver.py (ingest.py runs it in fresh processes, on the old code and the new).
+HELPERS = {"__init__", "common", "scale", "peer_txtai", "ingest_driver"}
 SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in HELPERS)
 # Make targets whose names predate the suite's bench-NAME rule.
 TARGETS = {"run": "bench", "docs": "bench-docs"}

@@ -8,7 +8,8 @@ matter and jsonl lines with lone surrogates. For every tree, ingest:
 
 - ends within a time bound (a FIFO or a link loop must not hang it);
 - never raises (the CLI never prints a traceback);
-- accounts for every supported-looking file: ingested, or in `skipped`;
+- accounts for every supported-looking file (compressed ones too): ingested, or in
+  `skipped`;
 - leaves the store consistent (`ragmini status`), with valid UTF-8 everywhere;
 - changes and embeds nothing when run again on the same tree.
 
@@ -18,9 +19,12 @@ CLI in a subprocess. RAGMINI_FUZZ_EXAMPLES=2000 makes a long run (default 30).
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import errno
+import gzip
 import json
+import lzma
 import os
 import shutil
 import signal
@@ -35,7 +39,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ingest.load import SUPPORTED_SUFFIXES
+from ingest.load import not_read_key
 from ingest.paths import decode_source, display, encode_source
 
 EXAMPLES = int(os.environ.get("RAGMINI_FUZZ_EXAMPLES", "30"))
@@ -47,7 +51,8 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
 # -- names ---------------------------------------------------------------------
 
 _SUFFIXES = [b".txt", b".md", b".MD", b".markdown", b".rst", b".html", b".htm", b".xhtml",
-             b".rss", b".atom", b".xml", b".jsonl", b".bin", b"", b".Txt"]
+             b".rss", b".atom", b".xml", b".jsonl", b".bin", b"", b".Txt", b".gz", b".txt.gz",
+             b".md.bz2", b".html.xz", b".jsonl.gz", b".json.gz", b".tar.xz"]
 _STEMS = [b"caf\xe9", b"\xff\xfe", "\ufffdE9".encode(), "x\ufffd".encode(), b"a#b", b"#",
           b"-", b" ", b"..x", b"\\", b"\n", b"notes#1", b"*", b"~", "caf\u00e9".encode(),
           "cafe\u0301".encode(), b"\x7f", b"\x1b[31m", b"\xed\xa0\x80", b"\xc0\xaf", b"a" * 250]
@@ -122,9 +127,13 @@ _YAML_LINES = [b"title: Front title", b"tags: [a, b]", b"date: 2024-01-02", b"n:
                b"nested: {a: {b: c}}", b"\t", b"key with space: 1", b"'\xe9': 1"]
 front_matter = st.lists(st.one_of(st.sampled_from(_YAML_LINES), st.binary(max_size=40)),
                         max_size=4).map(lambda lines: b"---\n" + b"\n".join(lines) + b"\n---\n")
+_COMPRESS = [gzip.compress, bz2.compress, lzma.compress]
 contents = st.one_of(
     st.lists(fragments, max_size=6).map(b"".join),
     st.tuples(front_matter, st.lists(fragments, max_size=3).map(b"".join)).map(b"".join),
+    # compressed (in any of the three formats, whatever the name says), or cut short
+    st.tuples(st.sampled_from(_COMPRESS), st.lists(fragments, max_size=4).map(b"".join),
+              st.integers(0, 3)).map(lambda t: t[0](t[1])[:None if t[2] else -7]),
 )
 
 # -- trees ---------------------------------------------------------------------
@@ -217,7 +226,8 @@ def supported_looking(made: Made, follow_links: bool) -> bool:
     link to one): ingest must ingest it or say why not."""
     if made.hidden or made.kind == "dir":
         return False
-    if Path(os.fsdecode(made.path)).suffix.lower() not in SUPPORTED_SUFFIXES:
+    name = os.fsdecode(made.path).rsplit("/", 1)[-1]
+    if not_read_key(name, name) is not None:  # counted among the files not read
         return False
     return not (made.kind == "link" and follow_links and os.path.isdir(made.path))
 
@@ -280,11 +290,13 @@ def check_accounted(made: list[Made], follow_links: bool, sources, skipped) -> N
 
 
 @pytest.fixture
-def cached_tokenizer(monkeypatch, tokenizer):
+def cached_tokenizer(monkeypatch):
     """One tokenizer for all examples (ingest would load it once per run)."""
     import ingest.pipeline
+    from ingest.chunk import load_fast_tokenizer
 
-    monkeypatch.setattr(ingest.pipeline, "load_tokenizer", lambda: tokenizer)
+    tokenizer = load_fast_tokenizer()
+    monkeypatch.setattr(ingest.pipeline, "load_fast_tokenizer", lambda: tokenizer)
 
 
 @FUZZ

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest.clean import decode_bytes, html_main_text, normalize_text
 from ingest.load import load_paths
@@ -160,3 +162,32 @@ def test_html_main_text_on_malformed_markup():
     title, text = html_main_text("<p>Unclosed <b>bold <div>and a div</p></span>")
     assert title == ""
     assert "Unclosed" in text and "and a div" in text
+
+
+def _normalize_by_lines(text: str) -> str:
+    """normalize_text as it was written first, line by line: the reference."""
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text)
+    text = "\n".join(re.sub(r"[ \t\f\v\u00a0]+", " ", line).strip()
+                     for line in text.split("\n"))
+    return re.sub(r"\n\s*\n\s*\n+", "\n\n", text).strip()
+
+
+def test_other_spaces_are_every_whitespace_the_fast_path_leaves():
+    from ingest.clean import _OTHER_SPACE
+
+    rest = [c for c in map(chr, range(0x110000))
+            if c.isspace() and c not in "\n\r \t\f\v\u00a0\x1c\x1d\x1e\x1f"]
+    assert rest and all(_OTHER_SPACE.match(c) for c in rest)
+
+
+_CHARS = st.sampled_from(list("ab \t\n\r\f\v\x00\x07\x1c\x85\u00a0\u2003\u3000\u2028e\u0301."))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(_CHARS, max_size=60))
+def test_normalize_text_equals_the_line_by_line_reference(text):
+    assert normalize_text(text) == _normalize_by_lines(text)

@@ -16,8 +16,8 @@ progress bars are off unless `progress=True`.
 
 The package is split by concern, imports running one way: `errors`, `defaults`
 (every default, in one place), the frozen results (`records`, `reports` for
-evaluations, `lab_records`), `store` (`Store` and `open`), then `evaluation` and
-`lab`, which take a store. Importing it is cheap: the
+evaluations, `lab_records`), `watching` (`Store.watch`), `store` (`Store` and `open`),
+then `targets`, `evaluation` and `lab`, which take a store. Importing it is cheap: the
 stages (and torch) load on first use. Models
 load once per process and are shared by every store; a `Store` keeps one database
 connection per thread, so searches may run from several threads at once.

@@ -24,7 +24,8 @@ from ragmini.api.reports import (
     EvalSweep,
 )
 from ragmini.api.checks import cutoffs_of, ints
-from ragmini.api.store import Store, as_store, is_dataset, open
+from ragmini.api.store import Store, open
+from ragmini.api.targets import as_store, is_dataset
 
 if TYPE_CHECKING:
     from eval.tuning import TuneResult

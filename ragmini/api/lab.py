@@ -13,7 +13,8 @@ from ragmini.api.errors import QueryError, no_string
 from ragmini.api.lab_records import Analogy, Generation, Neighbors, Similarity, Tokens
 from ragmini.api.records import PathLike
 from ragmini.api.generators import shared_generator
-from ragmini.api.store import Store, as_store
+from ragmini.api.store import Store
+from ragmini.api.targets import as_store
 
 
 def _glove():

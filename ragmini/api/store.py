@@ -306,11 +306,12 @@ class Store(Connection, Watchable):
                max_file_mb: float = D.MAX_FILE_MB, follow_links: bool = False,
                encoder: str | None = None, extract_timeout: float = D.EXTRACT_TIMEOUT,
                vector_store: str | None = None, engine: str = "local",
-               ray_address: str | None = None, ocr: str = D.OCR,
-               ocr_timeout: float = D.OCR_TIMEOUT, require_documents: bool = True,
-               progress: bool | None = None) -> IngestResult:
-        """Add folders or files (.txt .md .html, PDF, DOCX, EPUB, ODT, RSS/Atom, BEIR
-        corpus.jsonl, PNG/JPEG/TIFF), creating the store if needed (`ragmini ingest`).
+               ray_address: str | None = None, include: Sequence[str] = (),
+               workers: int | None = None, ocr: str = D.OCR, ocr_timeout: float = D.OCR_TIMEOUT,
+               require_documents: bool = True, progress: bool | None = None) -> IngestResult:
+        """Add folders or files (.txt .md .html, PDF, DOCX, EPUB, ODT, RSS/Atom feeds,
+        BEIR corpus.jsonl, any of them .gz/.bz2/.xz-compressed; PNG/JPEG/TIFF), creating
+        the store if needed (`ragmini ingest`).
 
         Re-running it is cheap: unchanged documents are skipped, changed ones
         re-chunked and re-embedded, and every method's index brought up to date.
@@ -332,10 +333,16 @@ class Store(Connection, Watchable):
                 or a Milvus server URI ("milvus://HOST:PORT", "http(s)://..."); kept.
             engine: "local", or "ray" to chunk and embed as a Ray Data pipeline
                 (`ray_address` names a cluster; else a local Ray runs for the call).
+            include: globs ("*.c", "Makefile", "src/**") of other files to read as
+                plain text.
+            workers: processes reading and extracting files (None: by the work found).
             ocr: OCR of scanned PDF pages and images: "auto" (pages without text),
                 "always" or "never"; `ocr_timeout` seconds a page (docs/ocr.md).
             require_documents: False returns, not raises, "nothing could be read".
             progress: show progress bars (default: the store's setting, off).
+
+        The result's `report` times each stage (`profile_table()`) and counts the
+        files not read by suffix (`not_read_line()`).
 
         Example:
             >>> store.ingest(["corpus/docs"], methods=["sbert", "bm25"]).report.new
@@ -361,7 +368,8 @@ class Store(Connection, Watchable):
                                     follow_links=follow_links, prune=prune,
                                     encoder=encoder, extract_timeout=extract_timeout,
                                     vector_store=vector_store, engine=engine,
-                                    ray_address=ray_address, ocr=options,
+                                    ray_address=ray_address, include=tuple(include),
+                                    workers=workers, ocr=options,
                                     require_documents=require_documents)
         return IngestResult.of(done, time.perf_counter() - started)
 
@@ -588,12 +596,3 @@ def open(path: PathLike | None = None, *, progress: bool = False) -> Store:  # n
         store._db()  # fail now on another schema version or a damaged database
     return store
 
-
-def as_store(target: Store | PathLike) -> Store:
-    """`target` if it is a Store, else the store opened at that path."""
-    return target if isinstance(target, Store) else open(target)
-
-
-def is_dataset(target: Store | PathLike) -> bool:
-    """Whether `target` names a BEIR dataset folder rather than a store."""
-    return not isinstance(target, Store) and (Path(target) / "corpus.jsonl").is_file()

@@ -566,5 +566,5 @@ async function followWatch() {
 // ---- start ------------------------------------------------------------------
 const methodsLoaded = loadMethods().catch((err) => { $("#store-line").textContent = err.message; });
 refreshCounts();
-followWatch();
+methodsLoaded.then(followWatch);  // after the first requests: one token prompt, not three
 route();
