@@ -51,7 +51,8 @@ READS = [("GET", "/healthz"), ("GET", "/api/status"), ("GET", "/api/methods"),
          ("GET", "/api/documents/{doc_id}/file"), ("GET", "/api/documents/{doc_id}/text"),
          ("GET", "/api/chunks/{chunk_id}"),
          ("GET", "/api/eval/query-sets"), ("GET", "/api/eval/history"),
-         ("GET", "/api/eval/{job_id}"), ("GET", "/api/eval/{job_id}/plot.png")]
+         ("GET", "/api/eval/{job_id}"), ("GET", "/api/eval/{job_id}/plot.png"),
+         ("GET", "/api/watch")]
 WRITES = [("POST", "/api/documents"), ("POST", "/api/eval"), ("DELETE", "/api/documents/{doc_id}")]
 ASK = ("POST", "/api/ask")
 EVAL_JOBS: list[str] = []  # started by the fuzzing; test_fuzzed_evals_end_cleanly waits
