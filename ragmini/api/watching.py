@@ -125,14 +125,19 @@ class WatchEvent:
         removed = len(body.get("removed", []))
         summary = "; ".join(part for part in (
             counts, f"{removed} removed" if removed else "",
-            f"{body['chunks_embedded']} chunks embedded" if body.get("chunks_embedded") else "")
+            f"{_count(body['chunks_embedded'], 'chunk')} embedded"
+            if body.get("chunks_embedded") else "")
             if part) or "no change"
-        total = f"{body['documents']} documents" if body.get("documents") is not None else ""
+        total = _count(body["documents"], "document") if body.get("documents") is not None else ""
         if body.get("chunks") is not None:
-            total += f", {body['chunks']} chunks"
+            total += f", {_count(body['chunks'], 'chunk')}"
         lines.append((f"{summary} -> {total} ({self.seconds:.2f} s; {self.lag:.2f} s after "
                       "the first change)", False))
         return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True)
