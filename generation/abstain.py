@@ -45,7 +45,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import RagminiError
+from generation.coverage import PREFIX, content_words, coverage  # noqa: F401 (re-export)
 
 MODEL_FILE = Path(__file__).with_name("abstain_model.json")
 SIGNALS = ("top", "sentence", "coverage", "focus", "bm25_per_word", "agreement",
@@ -61,13 +61,6 @@ LEXICAL = ("bm25_per_word", "agreement")  # the signals that read the BM25 ranki
 ANSWER_SIDE = ("answer_relevance", "answer_coverage", "question_support", "document")
 SENTENCE_DEPTH = 5  # top passages whose sentences are compared with the question
 ANSWER_SOURCES = 3  # top passages the extractive answer is drawn from, as `ask -k 3`
-PREFIX = 5  # letters of a content word compared for `coverage`
-
-_WORD = re.compile(r"[^\W\d_][\w'-]*|\d+")
-_STOPWORDS = frozenset("""a about an and are as at be by can could did do does for from had has
-have how i if in into is it its me my of on or our should so than that the their them then
-there these they this those to up use used using was we what when where which who whom why
-will with would you your yourself""".split())
 
 
 @dataclass(frozen=True)
@@ -123,34 +116,6 @@ def load_model(path: Path = MODEL_FILE) -> Model:
         raise RagminiError(f"the abstention model {path} names unknown signals {unknown} or "
                            "has a coefficient count that does not match its features")
     return model
-
-
-def content_words(text: str) -> set[str]:
-    """Lower-cased words without stopwords, crudely stemmed (plural s, -ing, -ed)."""
-    out = set()
-    for w in _WORD.findall(text.lower()):
-        if w in _STOPWORDS or len(w) < 2:
-            continue
-        for suffix in ("ing", "ed", "es", "s"):
-            if len(w) > len(suffix) + 3 and w.endswith(suffix):
-                w = w[: -len(suffix)]
-                break
-        out.add(w)
-    return out
-
-
-def coverage(question: str, passage: str, prefix: int = PREFIX) -> float:
-    """Share of the question's content words that occur in `passage`, words compared
-    by their first `prefix` letters; 0 for a question without content words.
-
-    Example:
-        >>> coverage("How does completion handle ambiguous words?", "Completing an ambiguous word")
-        0.75
-    """
-    asked = {w[:prefix] for w in content_words(question)}
-    if not asked:
-        return 0.0
-    return len(asked & {w[:prefix] for w in content_words(passage)}) / len(asked)
 
 
 def evidence(question: str, dense: Sequence, lexical: Sequence | None,

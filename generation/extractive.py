@@ -232,7 +232,7 @@ def document_scores(question: str, sources: list[Source], chunk_scores: list[flo
                     ) -> dict[str, float]:
     """{doc_id: score} of the sources' documents as answers to `question`: best chunk
     cosine plus COVERAGE_WEIGHT times its coverage of the question's content words."""
-    from generation.abstain import coverage
+    from generation.coverage import coverage
 
     best: dict[str, float] = {}
     texts: dict[str, list[str]] = {}

@@ -32,7 +32,7 @@ from core.errors import ModelUnavailable, RagminiError
 from generation.prompt import Prompt, Source, build_prompt
 
 if TYPE_CHECKING:
-    from generation.answer import Sampling
+    from generation.decoding import Sampling
 
 # SmolLM2 was trained on 8192-token sequences; the window costs 190 MB of KV cache
 # at most (f16), and only what a prompt uses is touched.
@@ -126,7 +126,7 @@ class LlamaCppGenerator:
 
     def complete(self, messages: list[dict], sampling: Sampling | None = None) -> str:
         """The model's reply to chat `messages` (e.g. rewriting a follow-up question)."""
-        from generation.answer import Sampling
+        from generation.decoding import Sampling
 
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
                                                   tokenize=False)

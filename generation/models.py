@@ -72,7 +72,7 @@ class Generator:
 
     def complete(self, messages: list[dict], sampling=None) -> str:
         """The model's reply to chat `messages` (a plain model continues their text)."""
-        from generation.answer import Sampling, generate
+        from generation.decoding import Sampling, generate
 
         if self.chat:
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,

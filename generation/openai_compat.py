@@ -29,7 +29,7 @@ from core.errors import ModelUnavailable, RagminiError
 from generation.prompt import Prompt, Source, build_messages
 
 if TYPE_CHECKING:
-    from generation.answer import Sampling
+    from generation.decoding import Sampling
 
 PREFIX = "openai:"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -92,7 +92,7 @@ class OpenAIGenerator:
 
     def complete(self, messages: list[dict], sampling: Sampling | None = None) -> str:
         """The model's reply to chat `messages` (e.g. rewriting a follow-up question)."""
-        from generation.answer import Sampling
+        from generation.decoding import Sampling
 
         return "".join(self.stream(messages, sampling or Sampling())).strip()
 
