@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.ragmini-installed
 STORE  ?= .ragmini
 
 .PHONY: setup demo test bench bench-quick bench-encoders bench-extract bench-backends clean \
+	peer-venvs bench-peers bench-million bench-encoder-bound \
 	chromium groff \
 	pandoc serve
 
@@ -70,6 +71,25 @@ bench-extract: setup groff pandoc   # PDF/DOCX/EPUB/ODT extraction and the PDF-c
 
 bench-backends: setup   # Milvus Lite vs FAISS and Ray vs plain on the man pages: ~15 min
 	$(BIN)/python bench/backends.py
+
+# One venv per peer library (txtai, LangChain, Chroma, LlamaIndex) under ~/.cache/ragmini/peers,
+# each with the CPU torch from this machine's disk: about 10 minutes the first time.
+peer-venvs: setup
+	$(BIN)/python -m bench.peer_venvs
+
+# ragmini against txtai, LangChain FAISS, Chroma and LlamaIndex on the whole man pages, one
+# run: about 60 minutes on 2 idle cores (each peer embeds 28k chunks with torch MiniLM).
+bench-peers: peer-venvs
+	$(BIN)/python -m bench.peers
+
+# 1,000,000 x 384 vectors through the store and every index type, FAISS and Milvus Lite:
+# about 60 minutes, 4 GB of memory and 6 GB of /tmp at most.
+bench-million: setup
+	$(BIN)/python -m bench.million
+
+# Where the int8 encoder's time goes, against this machine's fp32 and int8 rates: 5 minutes.
+bench-encoder-bound: setup
+	$(BIN)/python -m bench.encoder_bound
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

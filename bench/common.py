@@ -109,7 +109,7 @@ def cache_root() -> Path:
 
 @dataclass(frozen=True)
 class Target:
-    """A figure's goal: `value` compared with `goal` by `op` ("<=" or ">=")."""
+    """A figure's goal: `value` compared with `goal` by `op` ("<=", ">=", "<" or ">")."""
 
     name: str
     value: float | None
@@ -121,7 +121,10 @@ class Target:
     def met(self) -> bool | None:
         if self.value is None:
             return None
-        return self.value <= self.goal if self.op == "<=" else self.value >= self.goal
+        compare = {"<=": float.__le__, ">=": float.__ge__, "<": float.__lt__, ">": float.__gt__}
+        if self.op not in compare:
+            raise ValueError(f"unknown target operator {self.op!r}")
+        return compare[self.op](float(self.value), float(self.goal))
 
     def to_dict(self) -> dict:
         return {**asdict(self), "met": self.met}

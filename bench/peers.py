@@ -182,6 +182,34 @@ def bounds(n_vectors: int, dim: int, encode_p50_ms: float) -> dict:
             "query_bound_ms": round(encode_p50_ms + scan_ms, 3)}
 
 
+def encoder_shares(chunks_file: Path, systems: dict, sample: int = 256) -> dict:
+    """The encoders alone on a sample of the same chunks (torch: what every peer runs;
+    onnx-int8: ragmini's), interleaved, and the share of each system's ingest that
+    encoding all the chunks at that rate would take."""
+    import random
+
+    from retrieval.methods import sbert_encoder
+
+    rows = json.loads(chunks_file.read_text())
+    texts = [t for _, t in random.Random(0).sample(rows, min(sample, len(rows)))]
+    encoders = {"torch": sbert_encoder("torch"), "onnx-int8": sbert_encoder("onnx-int8")}
+    for enc in encoders.values():
+        enc.embed(texts[:8])
+    rates: dict[str, list[float]] = {e: [] for e in encoders}
+    for _ in range(2):
+        for name, enc in encoders.items():
+            t = time.perf_counter()
+            enc.embed(texts)
+            rates[name].append(len(texts) / (time.perf_counter() - t))
+    per_s = {e: statistics.median(v) for e, v in rates.items()}
+    encode_s = {e: len(rows) / r for e, r in per_s.items()}
+    return {"sample": len(texts), "chunks_per_s": per_s, "encode_all_s": encode_s,
+            "int8_over_torch": per_s["onnx-int8"] / per_s["torch"],
+            "share_of_ingest": {name: (encode_s["onnx-int8"] if name == "ragmini"
+                                       else encode_s["torch"]) / s["ingest_s"]
+                                for name, s in systems.items()}}
+
+
 def targets_of(systems: dict, comparisons: list[dict]) -> list[Target]:
     ours = systems["ragmini"]
     out = []
@@ -226,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         texts = [queries[q] for q in qids]
         query_spec = {"model": model, "queries": texts, "k": K, "depth": DEPTH,
                       "latency_queries": args.latency_queries}
-        raw, systems, runs = {}, {}, {}
+        systems, runs = {}, {}
         log(f"ragmini ingest of {corpus}")
         folder = tmp / "ragmini"
         build = run_driver(Path(sys.executable), "ragmini", "build",
@@ -234,21 +262,35 @@ def main(argv: list[str] | None = None) -> None:
                             "options": {"corpus": str(corpus)}}, tmp)
         doc_of = export_chunks(folder, tmp / "chunks.json")
         order = [("ragmini", Path(sys.executable), folder, build)]
+        failed = {}
         for name in peers:
             peer_folder = tmp / name
             log(f"{name}: indexing {len(doc_of)} chunks")
-            peer_build = run_driver(pythons[name], name, "build",
-                                    {"model": model, "chunks": str(tmp / "chunks.json"),
-                                     "folder": str(peer_folder)}, tmp)
+            try:
+                peer_build = run_driver(pythons[name], name, "build",
+                                        {"model": model, "chunks": str(tmp / "chunks.json"),
+                                         "folder": str(peer_folder)}, tmp)
+            except RuntimeError as exc:  # one peer's failure is reported, not fatal
+                failed[name] = str(exc)[-2000:]
+                log(failed[name])
+                continue
             order.append((name, pythons[name], peer_folder, peer_build))
         for name, python, sys_folder, sys_build in order:
             log(f"{name}: queries")
-            query = run_driver(python, name, "query", {**query_spec, "folder": str(sys_folder)},
-                               tmp)
+            try:
+                query = run_driver(python, name, "query",
+                                   {**query_spec, "folder": str(sys_folder)}, tmp)
+            except RuntimeError as exc:
+                if name == "ragmini":
+                    raise
+                failed[name] = str(exc)[-2000:]
+                log(failed[name])
+                continue
             systems[name] = system_figures(name, sys_build, query, sys_folder)
             runs[name] = doc_runs(query["results"], qids, doc_of)
-            raw[name] = {"build_phases": sys_build["phases"]}
             log(name, json.dumps(systems[name]))
+        log("the encoders alone on a sample of the chunks")
+        encoders = encoder_shares(tmp / "chunks.json", systems)
         means, comparisons = quality(runs, qrels)
         for name in systems:
             systems[name]["recall_at_10"] = round(means[name]["recall@10"], 4)
@@ -258,14 +300,17 @@ def main(argv: list[str] | None = None) -> None:
         "chunks": len(doc_of), "documents": len(set(doc_of.values())), "queries": len(qids),
         "split": args.split, "slice_docs": args.docs or None, "k": K, "depth": DEPTH,
         "model": model, "pins": {p: list(PINS[p]) for p in peers},
-        "systems": systems, "comparisons": comparisons,
+        "systems": systems, "failed": failed, "comparisons": comparisons,
+        "encoders": encoders,
         "ragmini_query_bound": bounds(len(doc_of), 384, ours["query_split_ms"]["encode_p50"]),
         "run_s": round(time.perf_counter() - started, 1),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
     out = args.out or (BENCH / ("peers_quick_results.json" if args.docs else
                                 "peers_results.json"))
+    results["table_md"] = markdown(results)
     path = write_results("peers", results, targets_of(systems, comparisons), out=out)
-    print(markdown(results))
+    print(results["table_md"])
     log(f"wrote {path}")
 
 

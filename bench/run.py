@@ -247,8 +247,11 @@ def encoder_targets(path: Path = REPO / "bench" / "encoders_results.json") -> li
                      "unit": unit, "met": bool(met), "source": "bench/encoders.py"})
 
     ratio = enc["throughput"]["onnx-int8"]["chunks_ratio_to_torch"]
-    add("sbert encode throughput, onnx-int8 / torch, man-page chunks", ratio, ">= 3", "ratio",
-        ratio >= 3)
+    # Retired as a target (issue 30): bench/encoder_bound.py shows 3x is out of reach for
+    # 200-token chunks with this int8 recipe (the int8 matrix products are under half of
+    # the int8 encoder's time: even free, the rest caps it near 2.5x torch).
+    add("sbert encode throughput, onnx-int8 / torch, man-page chunks (measurement, target "
+        "retired: bench/encoder_bound.py)", ratio, "none", "ratio", True)
     for label in ("manpages", "bundled"):
         block = enc.get(label, {})
         quality = block.get("quality", block)
@@ -257,6 +260,14 @@ def encoder_targets(path: Path = REPO / "bench" / "encoders_results.json") -> li
             add(f"{label} {c['metric']}: onnx-int8 - torch", c["delta"],
                 ">= -0.005, not significant", "delta",
                 c["delta"] >= -0.005 and not c["significant"])
+    peers = REPO / "bench" / "peers_results.json"
+    if peers.is_file():
+        # the side-by-side run of every peer (bench/peers.py) supersedes encoders.py's
+        # txtai block
+        for t in json.loads(peers.read_text())["targets"]:
+            rows.append({"name": t["name"], "value": t["value"], "target": f"{t['op']} {t['goal']}",
+                         "unit": t["unit"], "met": bool(t["met"]), "source": "bench/peers.py"})
+        return rows
     peer = enc.get("peer")
     if peer:
         # recall_delta is ragmini - txtai

@@ -118,3 +118,49 @@ def test_embedding_reads_texts_a_batch_at_a_time(store):
     assert report.embedded == N and report.n_vectors == N
     # one 256-chunk batch of rows and texts; every ChunkRow at once would be over 1x
     assert peak < 0.3 * text_bytes, (peak, text_bytes)
+
+
+@pytest.mark.slow
+def test_onnx_encoder_runs_at_most_two_sessions_at_once():
+    """16 threads encoding at once (a server under load) share the session two runs at
+    a time: ONNX Runtime's arena keeps the buffers of as many runs as ever overlapped."""
+    import threading
+
+    from retrieval import onnx_minilm
+    from retrieval.methods import sbert_encoder
+
+    encoder = sbert_encoder("onnx-int8")
+    session = encoder._session
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    class Counting:  # the real session, with its concurrent runs counted
+        def __getattr__(self, name):
+            return getattr(session, name)
+
+        def run(self, *args, **kwargs):
+            with lock:
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+            try:
+                return session.run(*args, **kwargs)
+            finally:
+                with lock:
+                    state["now"] -= 1
+
+    texts = [f"how do I list files sorted by time, variant {i}" for i in range(8)]
+    expected = encoder.embed(texts)
+    encoder._session = Counting()
+    out = [None] * 16
+    try:
+        threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, encoder.embed(texts)))
+                   for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        encoder._session = session
+    assert 1 <= state["most"] <= onnx_minilm.CONCURRENT_RUNS == 2
+    for got in out:
+        np.testing.assert_allclose(got, expected, atol=1e-5)
