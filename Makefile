@@ -63,8 +63,8 @@ bench: setup   # full run, under 10 minutes; writes bench/results.json
 bench-quick: setup   # smoke run, under 2 minutes, writes nothing
 	$(BIN)/python bench/run.py --quick
 
-bench-encoders: setup   # torch vs ONNX vs int8, and txtai on the man pages: about 40 minutes
-	$(BIN)/python bench/encoders.py --peer
+bench-encoders: setup   # torch vs ONNX vs int8 on the man pages: about 30 minutes
+	$(BIN)/python bench/encoders.py
 
 bench-extract: setup groff pandoc   # PDF/DOCX/EPUB/ODT extraction and the PDF-corpus eval: ~25 min
 	$(BIN)/python bench/extract.py

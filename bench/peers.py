@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or (BENCH / ("peers_quick_results.json" if args.docs else
                                 "peers_results.json"))
     results["table_md"] = markdown(results)
+    results["comparisons_md"] = comparisons_markdown(comparisons)
     path = write_results("peers", results, targets_of(systems, comparisons), out=out)
     print(results["table_md"])
     log(f"wrote {path}")
@@ -324,6 +325,16 @@ def markdown(results: dict) -> str:
                     f"{s['disk_mb']:.1f} | {q['p50']:.2f} / {q['p95']:.2f} | "
                     f"{sp['encode_p50']:.2f} / {sp['index_p50']:.2f} / {sp['rest_p50']:.2f} | "
                     f"{s['cold_first_query_s']:.2f} | {s['recall_at_10']:.4f} |")
+    return "\n".join(rows)
+
+
+def comparisons_markdown(comparisons: list[dict]) -> str:
+    rows = ["| metric | peer | peer - ragmini | 95% CI | p (Holm) | ragmini significantly worse |",
+            "|---|---|---|---|---|---|"]
+    for c in comparisons:
+        rows.append(f"| {c['metric']} | {c['b']} | {c['delta']:+.4f} | "
+                    f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}] | {c['p_holm']:.3f} | "
+                    f"{'yes' if c['ragmini_significantly_worse'] else 'no'} |")
     return "\n".join(rows)
 
 
