@@ -11,11 +11,12 @@ On the same sample of man-page chunks (about 200 MiniLM tokens each, as stored):
   and the attention products (QK^T and AV: 4 x length x 384 a token per layer);
 - measured peaks on this machine: fp32 GEMM (numpy/OpenBLAS, the FFN's shape) and
   the int8 model's own MatMulInteger rate, read from an ONNX Runtime profile;
-- that profile's split of the int8 encoder's time by operator: int8 matrix products
-  (MatMulInteger with their DynamicQuantizeLinear), the fp32 matrix products left
-  (attention's two, and the FFN output projections the recipe keeps in fp32), and
-  everything else (softmax, layer norms, GELU, adds, casts);
-- Amdahl: the int8 / torch ratio if every int8 matrix product took no time at all.
+- that profile's split of the int8 encoder's time: int8 matrix products
+  (MatMulInteger with their DynamicQuantizeLinear), the FFN output projections the
+  recipe keeps in fp32, attention's two fp32 products, and everything else (softmax,
+  layer norms, GELU, adds, casts);
+- Amdahl: the int8 / torch ratio if every int8 product took no time; if the FFN
+  output projections were int8 too; if every matrix product took no time.
 
 Writes bench/encoder_bound_results.json; bench/run.py reads it to retire the 3x
 target with these figures.
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import Target, temp_dir, write_results
+from bench.common import REPO, Target, temp_dir, write_results
 
 HIDDEN, LAYERS, FFN = 384, 6, 1536
 LINEAR_FLOPS_PER_TOKEN = LAYERS * 2 * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN)
@@ -125,22 +126,54 @@ def profile_int8(texts: list[str], folder: Path) -> dict:
     wall = time.perf_counter() - t
     events = json.loads(Path(encoder._session.end_profiling()).read_text())
     by_op: dict[str, float] = defaultdict(float)
+    by_kind: dict[str, float] = defaultdict(float)
     runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
     for e in events:
         if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
-            by_op[e["args"]["op_name"]] += e["dur"] / 1e6
-    # The warm-up's runs are in the profile too: keep the share, scale to the timed wall.
-    total = sum(by_op.values())
-    kinds = {"int8 matmul (MatMulInteger + DynamicQuantizeLinear)":
-             ("MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul",
-              "MatMulIntegerToFloat"),
-             "fp32 matmul (attention, kept FFN outputs)": ("MatMul", "FusedMatMul", "Gemm")}
-    shares = {}
-    for kind, ops in kinds.items():
-        shares[kind] = sum(by_op.get(o, 0.0) for o in ops) / total
-    shares["everything else"] = 1 - sum(shares.values())
+            seconds = e["dur"] / 1e6
+            by_op[e["args"]["op_name"]] += seconds
+            by_kind[_kind(e["args"]["op_name"], e["name"])] += seconds
+    # The warm-up's runs are in the profile too: shares, not seconds, are what it gives.
+    total = sum(by_kind.values())
+    shares = {kind: by_kind.get(kind, 0.0) / total for kind in KINDS}
     return {"wall_s": wall, "by_op_s": dict(sorted(by_op.items(), key=lambda kv: -kv[1])),
             "shares": shares, "model_runs": len(runs)}
+
+
+def amdahl(ratio: float, shares: dict) -> dict:
+    """The int8 / torch ratio `ratio` if parts of the int8 encoder's time (`shares`,
+    by KINDS) changed, the rest as profiled."""
+    int8, ffn_out, attention, rest = (shares[k] for k in KINDS)
+    return {
+        "ratio": ratio,
+        # every int8 product free
+        "int8_matmuls_free": ratio / (1 - int8),
+        # the FFN output projections int8 too, at the int8 products' measured cost per
+        # FLOP (half as many FLOPs as those): what the accuracy recipe gives up
+        "all_linear_int8": ratio / (1 - ffn_out + int8 / 2),
+        # every linear layer free: attention's products and the element-wise rest remain
+        "all_linear_free": ratio / (attention + rest),
+        # every matrix product free: the element-wise rest alone
+        "every_matmul_free": ratio / rest,
+    }
+
+
+KINDS = ("int8 matmul (MatMulInteger + DynamicQuantizeLinear)",
+         "fp32 FFN output projections (kept by the recipe)",
+         "fp32 attention products (QK^T, AV)",
+         "everything else")
+INT8_OPS = ("MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul",
+            "MatMulIntegerToFloat")
+
+
+def _kind(op: str, node: str) -> str:
+    """Which of KINDS a profiled kernel belongs to, by operator and node name (the
+    exported graph names its FFN output projections .../output/dense/...)."""
+    if op in INT8_OPS:
+        return KINDS[0]
+    if op in ("MatMul", "FusedMatMul", "Gemm"):
+        return KINDS[1] if "/output/dense/" in node and "/attention/" not in node else KINDS[2]
+    return KINDS[3]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,11 +197,13 @@ def main(argv: list[str] | None = None) -> None:
         prof = profile_int8(texts, tmp)
     int8_s = len(texts) / rates["onnx-int8"]
     torch_s = len(texts) / rates["torch"]
-    int8_share = prof["shares"]["int8 matmul (MatMulInteger + DynamicQuantizeLinear)"]
-    # int8 work: the linear layers less the FFN output projections kept in fp32 (1/6 of
-    # the linear FLOPs: 384 x 1536 of the 4 x 384^2 + 2 x 384 x 1536 a layer)
+    shares = prof["shares"]
+    int8_share = shares[KINDS[0]]
+    # int8 work: the linear layers less the FFN output projections kept in fp32 (a third
+    # of the linear FLOPs: 384 x 1536 of the 4 x 384^2 + 2 x 384 x 1536 a layer)
     int8_flops = flops["linear"] * (4 * HIDDEN * HIDDEN + HIDDEN * FFN) / (
         4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN)
+    ratio_now = rates["onnx-int8"] / rates["torch"]
     results = {
         "sample": {"chunks": len(texts), "mean_tokens": flops["mean_tokens"],
                    "rounds": args.rounds},
@@ -180,15 +215,23 @@ def main(argv: list[str] | None = None) -> None:
         "torch_achieved_gflops": flops["total"] / torch_s / 1e9,
         "int8_profile": prof,
         "int8_matmul_achieved_gops": int8_flops / (int8_s * int8_share) / 1e9,
-        # Amdahl: every int8 product free, everything else as measured
-        "int8_ratio_if_int8_matmuls_were_free": torch_s / (int8_s * (1 - int8_share)),
+        "amdahl_this_run": amdahl(ratio_now, shares),
     }
+    # The int8 / torch ratio of bench/encoders.py (1,000 chunks, its own run): torch's
+    # OpenMP threads suffer more than ONNX Runtime's on a busy machine, so on a loaded
+    # one this run's ratio is high; the profile's shares are within the int8 encoder.
+    reference = REPO / "bench" / "encoders_results.json"
+    if reference.is_file():
+        ref = json.loads(reference.read_text())["throughput"]["onnx-int8"]["chunks_ratio_to_torch"]
+        results["reference_ratio"] = {"source": "bench/encoders_results.json", "ratio": ref}
+        results["amdahl_reference"] = amdahl(ref, shares)
     ratio = results["ratio_to_torch"]["onnx-int8"]
+    bound = results.get("amdahl_reference", results["amdahl_this_run"])
     targets = [
         Target("onnx-int8 / torch on man-page chunks (measured)", round(ratio, 3), 3.0, ">=",
                "x"),
-        Target("onnx-int8 / torch if its int8 matmuls took no time (Amdahl bound)",
-               round(results["int8_ratio_if_int8_matmuls_were_free"], 3), 3.0, ">=", "x"),
+        Target("onnx-int8 / torch with every linear layer int8 at the measured int8 cost "
+               "(Amdahl)", round(bound["all_linear_int8"], 3), 3.0, ">=", "x"),
     ]
     path = write_results("encoder_bound", results, targets, out=args.out)
     print(json.dumps({k: v for k, v in results.items() if k != "int8_profile"}, indent=1))

@@ -248,8 +248,9 @@ def encoder_targets(path: Path = REPO / "bench" / "encoders_results.json") -> li
 
     ratio = enc["throughput"]["onnx-int8"]["chunks_ratio_to_torch"]
     # Retired as a target (issue 30): bench/encoder_bound.py shows 3x is out of reach for
-    # 200-token chunks with this int8 recipe (the int8 matrix products are under half of
-    # the int8 encoder's time: even free, the rest caps it near 2.5x torch).
+    # 200-token chunks with int8 weights (its int8 products are about a fifth of its time;
+    # with every linear layer int8 at their measured cost it stays near 2x torch:
+    # encoder_bound_results.json amdahl_reference; docs/performance.md).
     add("sbert encode throughput, onnx-int8 / torch, man-page chunks (measurement, target "
         "retired: bench/encoder_bound.py)", ratio, "none", "ratio", True)
     for label in ("manpages", "bundled"):
