@@ -284,8 +284,18 @@ def build_from_store(store: Store, method: str, dim: int, index_type: str):
     on every vector first: those are read into one array, and the index built from
     it is a quarter (sq8) or a thirty-second (ivf-pq) of its size."""
     if index_type in ("flat", "hnsw"):
+        import faiss
+
         index = build_index(np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32),
                             index_type)
+        inner = faiss.downcast_index(index.index)
+        flat = faiss.downcast_index(inner.storage) if index_type == "hnsw" else inner
+        # Room for every vector up front: grown a batch at a time, the codes would be
+        # copied into a buffer twice the size at each doubling, both held during the copy
+        # (up to 2x the collection, at 1.1 million vectors just after one).
+        n = store.vector_counts(method)[0]
+        flat.codes.resize(n * flat.code_size)
+        flat.codes.resize(0)  # a vector keeps its capacity when it shrinks
         for ids, vectors in store.iter_vectors(method):
             index.add_with_ids(np.ascontiguousarray(vectors), ids)
         return index

@@ -164,3 +164,28 @@ def test_onnx_encoder_runs_at_most_two_sessions_at_once():
     assert 1 <= state["most"] <= onnx_minilm.CONCURRENT_RUNS == 2
     for got in out:
         np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_one_query_searches_on_one_thread_and_gives_the_same_hits():
+    """A single query runs FAISS on the calling thread alone (an OpenMP team's wake-up
+    is most of a query on busy cores), then the thread's setting is put back."""
+    import faiss
+
+    from retrieval.index import build_index
+    from retrieval.vectorstore import FaissVectors, one_thread_for
+
+    rng = np.random.default_rng(1)
+    vectors = l2_normalize(rng.normal(size=(2000, 64)).astype(np.float32))
+    before = faiss.omp_get_max_threads()
+    with one_thread_for(1):
+        assert faiss.omp_get_max_threads() == 1
+    with one_thread_for(5):
+        assert faiss.omp_get_max_threads() == before
+    assert faiss.omp_get_max_threads() == before
+    for kind in ("flat", "hnsw"):
+        store = FaissVectors(build_index(np.arange(2000), vectors, kind), kind)
+        batch = store.search(vectors[:5], 10)[1]
+        singles = np.vstack([store.search(vectors[i:i + 1], 10)[1] for i in range(5)])
+        np.testing.assert_array_equal(batch, singles)
+        assert (singles[:, 0] == np.arange(5)).all()
+        assert faiss.omp_get_max_threads() == before
