@@ -78,12 +78,12 @@ peer-venvs: setup
 	$(BIN)/python -m bench.peer_venvs
 
 # ragmini against txtai, LangChain FAISS, Chroma and LlamaIndex on the whole man pages, one
-# run: about 60 minutes on 2 idle cores (each peer embeds 28k chunks with torch MiniLM).
+# run: about 80 minutes on 2 idle cores (each peer embeds 28k chunks with torch MiniLM).
 bench-peers: peer-venvs
 	$(BIN)/python -m bench.peers
 
 # 1,000,000 x 384 vectors through the store and every index type, FAISS and Milvus Lite:
-# about 60 minutes, 4 GB of memory and 6 GB of /tmp at most.
+# about 75 minutes, 4 GB of memory and 6 GB of /tmp at most.
 bench-million: setup
 	$(BIN)/python -m bench.million
 

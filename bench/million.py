@@ -50,10 +50,22 @@ import numpy as np
 from bench.common import BENCH, REPO, Target, dir_mb, percentile, temp_dir, write_results
 
 SOURCE_STORE = Path(os.environ.get("RAGMINI_MANPAGES_STORE", "/work/data/stores/manpages"))
-MANPAGES = Path(os.environ.get("RAGMINI_MANPAGES", "/work/data/manpages"))
-if not (MANPAGES / "corpus.jsonl").is_file():
-    MANPAGES = REPO / "data" / "manpages"
 DOCS_PER_COMMIT = 200
+
+
+def manpages_dir() -> Path:
+    """The man-page benchmark: $RAGMINI_MANPAGES, data/manpages, or the shared copy;
+    built into data/manpages (`ragmini datasets build manpages`) when there is none."""
+    for folder in (os.environ.get("RAGMINI_MANPAGES"), REPO / "data" / "manpages",
+                   "/work/data/manpages"):
+        if folder and (Path(folder) / "corpus.jsonl").is_file():
+            return Path(folder)
+    from bench.scale import ensure_manpages
+
+    return ensure_manpages()
+
+
+MANPAGES = manpages_dir()
 
 
 def log(*parts) -> None:
@@ -63,11 +75,20 @@ def log(*parts) -> None:
 # -- the data -------------------------------------------------------------------
 
 def source_store() -> Path:
+    """A store of the man pages with sbert vectors: the shared one (read only), else
+    one ingested into the cache once (sbert only, the default encoder)."""
     if (SOURCE_STORE / "ragmini.db").is_file():
         return SOURCE_STORE
-    from eval.beir import dataset_store_dir
+    from bench.common import cache_root
 
-    return dataset_store_dir(MANPAGES, 200, 30)
+    folder = cache_root() / "bench" / "manpages-sbert"
+    if not (folder / "ragmini.db").is_file():
+        import ragmini
+
+        log(f"ingesting the man pages into {folder} (once)")
+        with ragmini.open(folder) as store:
+            store.ingest([MANPAGES / "corpus.jsonl"], methods=["sbert"])
+    return folder
 
 
 def load_source(path: Path) -> dict:

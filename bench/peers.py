@@ -42,11 +42,10 @@ import time
 from pathlib import Path
 
 from bench.common import BENCH, REPO, Target, dir_mb, percentile, temp_dir, write_results
+from bench.million import manpages_dir
 from bench.peer_venvs import PINS, ensure_venv
 
-MANPAGES = Path(os.environ.get("RAGMINI_MANPAGES", "/work/data/manpages"))
-if not (MANPAGES / "corpus.jsonl").is_file():
-    MANPAGES = REPO / "data" / "manpages"
+MANPAGES = manpages_dir()
 PEERS = tuple(PINS)
 K, DEPTH = 10, 100
 
