@@ -17,28 +17,36 @@ Ray: `ragmini ingest` as a whole process, plain against `--engine ray`, on the
 bundled corpus (glove, sbert, bm25; 3 runs each, medians), on the first 200 man
 pages (the same methods) and on all man pages with glove and bm25 (1 run each).
 
-    python bench/backends.py [--dataset data/manpages] [--queries 300] [--skip-ray]
+    python -m bench.backends [--dataset data/manpages] [--queries 300] [--skip-ray]  # make bench-backends
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if not __package__:  # `python bench/backends.py`: import the repository's packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from bench.common import (  # noqa: E402  (sets the offline environment first)
+    BENCH,
+    CORPUS,
+    MANPAGES,
+    RAGMINI,
+    REPO,
+    machine,
+    temp_dir,
+    write_results,
+)
 
 FILTERS = {"none": None, "source=*.1*": ["source=*.1*"], "source=*.8*": ["source=*.8*"]}
 BACKENDS = [("faiss", "flat"), ("faiss", "hnsw"), ("milvus", "flat"), ("milvus", "hnsw")]
@@ -152,7 +160,7 @@ def vector_stores(dataset: Path, n_queries: int, work: Path) -> list[dict]:
 def _ingest(paths: list[Path], store: Path, methods: str, engine: str) -> float:
     shutil.rmtree(store, ignore_errors=True)
     started = time.perf_counter()
-    subprocess.run([str(REPO / ".venv/bin/ragmini"), "ingest", *map(str, paths), "--store",
+    subprocess.run([str(RAGMINI), "ingest", *map(str, paths), "--store",
                     str(store), "--methods", methods, "--engine", engine, "--no-progress"],
                    check=True, capture_output=True, cwd=REPO)
     return time.perf_counter() - started
@@ -166,7 +174,7 @@ def ray_overhead(dataset: Path, work: Path) -> list[dict]:
             if i == 200:
                 break
             out.write(line)
-    cases = [("bundled corpus (84 chunks)", [REPO / "corpus/docs"], "glove,sbert,bm25", 3),
+    cases = [("bundled corpus (84 chunks)", [CORPUS], "glove,sbert,bm25", 3),
              ("first 200 man pages", [subset], "glove,sbert,bm25", 1),
              ("all man pages (28,173 chunks)", [dataset / "corpus.jsonl"], "glove,bm25", 1)]
     rows = []
@@ -188,25 +196,21 @@ def ray_overhead(dataset: Path, work: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=REPO / "data/manpages")
+    parser.add_argument("--dataset", type=Path, default=MANPAGES)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--skip-ray", action="store_true")
-    parser.add_argument("--out", type=Path, default=REPO / "bench/backends_results.json")
+    parser.add_argument("--out", type=Path, default=BENCH / "backends_results.json")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import faiss
 
     faiss.omp_set_num_threads(1)  # one query at a time, as a server thread runs it
-    with tempfile.TemporaryDirectory(prefix="ragmini-backends-") as tmp:
-        work = Path(tmp)
-        result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                              "python": platform.python_version()},
+    with temp_dir("ragmini-backends-") as work:
+        result = {"machine": machine(),
                   "queries": args.queries,
                   "vector_stores": vector_stores(args.dataset, args.queries, work)}
         if not args.skip_ray:
             result["ray"] = ray_overhead(args.dataset, work)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {write_results('backends', result, out=args.out)}")
 
 
 if __name__ == "__main__":

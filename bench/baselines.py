@@ -1,8 +1,8 @@
 """The classic baselines at scale: w2v training time, tfidf build time, and how many
 query words GloVe's fixed vocabulary misses against the corpus-trained w2v's.
 
-    .venv/bin/python bench/baselines.py --dataset data/manpages --split dev
-    .venv/bin/python bench/baselines.py --store .ragmini --queries corpus/queries.jsonl
+    python -m bench.baselines --dataset data/manpages --split dev    # make bench-baselines
+    python -m bench.baselines --store .ragmini --queries corpus/queries.jsonl
 
 With --dataset (a BEIR folder) the dataset's eval store is used (the one
 `ragmini eval --dataset` builds, chunked 200/30 unless told otherwise), and
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sqlite3
 import sys
 import tempfile
@@ -26,11 +25,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if not __package__:  # `python bench/baselines.py`: import the repository's packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from bench.common import (  # noqa: E402  (sets the offline environment first)
+    BENCH,
+    machine,
+    write_results,
+)
 
 METHODS = ("tfidf", "w2v", "w2v-sif")
 
@@ -126,7 +128,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=200)
     parser.add_argument("--overlap", type=int, default=30)
     parser.add_argument("--no-eval", action="store_true", help="skip recall on the queries")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "baselines_results.json")
+    parser.add_argument("--out", type=Path, default=BENCH / "baselines_results.json")
     args = parser.parse_args()
 
     from eval.harness import evaluate_methods
@@ -147,9 +149,7 @@ def main() -> None:
 
             query_set = load_queries(args.queries)
     results = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+        "machine": {**machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
         "source": str(args.dataset or args.store), "store": str(source),
         "split": args.split if args.dataset else None,
     }
@@ -167,7 +167,7 @@ def main() -> None:
                                           "p50_ms": round(r.latency_ms.get("p50", 0.0), 2)}
                                        for m, r in result.methods.items()}
                     results["eval"]["n_queries"] = result.n_queries
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("baselines", results, out=args.out)
     print(json.dumps(results, indent=2))
 
 

@@ -1,6 +1,9 @@
-"""Choose and calibrate the sentence-support score; writes bench/support_calibration.json.
+"""Choose and calibrate the sentence-support score: writes the fitted model to
+generation/support_model.json (which generation.support reads) and the report to
+bench/support_calibration.json.
 
-    .venv/bin/python bench/calibrate_support.py
+    python -m bench.calibrate_support                 # fit, write both, report
+    python -m bench.calibrate_support --report-only   # fit and report; the model file stays
 
 Scores every pair of eval/data/support_pairs.jsonl (build it with
 eval/support_pairs.py) with each candidate score, chooses the score by its
@@ -8,8 +11,10 @@ cross-validated ROC AUC on the calibration part (5 folds grouped by document),
 fits the logistic coefficients and picks the thresholds on the calibration
 part, and only then reports on the held-back part: ROC AUC of every candidate,
 the confusion table at the chosen thresholds, and accuracy per kind of pair.
-It also checks that generation.support, as committed, reproduces the fitted
-score, and times score_answer on a 3-sentence answer against 3 sources.
+The coefficients (rounded to 3 decimals) and thresholds go to the model file, so
+a re-calibration is this command, not an edit; the held-back report is then made
+with generation.support reading that file, as users get it. It also times
+score_answer on a 3-sentence answer against 3 sources.
 
 A candidate's score for a pair is its best value over the units of the source
 passage (its sentences, or sentences and windows of two adjacent sentences).
@@ -17,6 +22,8 @@ passage (its sentences, or sentences and windows of two adjacent sentences).
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 import os
 import statistics
@@ -24,18 +31,17 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if not __package__:  # `python bench/calibrate_support.py`: import the repository's packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np  # noqa: E402
 
+from bench.common import BENCH, REPO  # noqa: E402
 from generation import support  # noqa: E402
 
 PAIRS = REPO / "eval" / "data" / "support_pairs.jsonl"
-OUT = REPO / "bench" / "support_calibration.json"
+OUT = BENCH / "support_calibration.json"
+MODEL = support.MODEL_FILE
 KINDS = ("copy", "paraphrase", "other_doc", "invented", "contradiction")
 PRECISION_TARGET = 0.9  # "supported" should be right at least 9 times in 10 on calibration
 LR_C = 1.0
@@ -197,12 +203,43 @@ def time_answer(embed, repeats: int = 20) -> dict:
             "texts_embedded": 3 + n_units, "source_words": sum(len(t.split()) for _, t in sources)}
 
 
-def main() -> int:
+def model_file(fit: dict, thresholds: dict, encoder: str, n_cal: int, n_docs: int) -> dict:
+    """The body of generation/support_model.json for a fit of CHOSEN_SHAPE."""
+    return {
+        "score": CHOSEN_SHAPE,
+        "features": list(support.FEATURES),
+        "coefficients": [round(c, 3) for c in fit["coefficients"]],
+        "intercept": round(fit["intercept"], 3),
+        "thresholds": {"weak_at": thresholds["weak_at"],
+                       "supported_at": thresholds["supported_at"]},
+        "fitted_by": "python -m bench.calibrate_support",
+        "fitted_on": f"eval/data/support_pairs.jsonl, calibration part ({n_cal} pairs from "
+                     f"{n_docs} documents)",
+        "encoder": encoder,
+    }
+
+
+def write_json(path: Path, body: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=Path, default=PAIRS)
+    parser.add_argument("--out", type=Path, default=OUT, help="the report (JSON)")
+    parser.add_argument("--model", type=Path, default=MODEL,
+                        help="the model file generation.support reads")
+    parser.add_argument("--report-only", action="store_true",
+                        help="leave the model file as it is; exit 1 if it differs from the fit")
+    args = parser.parse_args(argv)
+
     from sklearn.metrics import roc_auc_score
 
     from retrieval.sbert import SbertEmbedder
 
-    pairs = load_pairs()
+    pairs = load_pairs(args.pairs)
     y = np.array([p["label"] for p in pairs])
     test = np.array([p["part"] == "test" for p in pairs])
     cal = ~test
@@ -233,25 +270,37 @@ def main() -> int:
         mark = "  <- chosen" if name == chosen else ""
         print(f"{name:<36} {r['calibration_auc_cv']:>12.3f} {r['test_auc']:>14.3f}{mark}")
 
-    # The module's constants must be the fit of the score it computes.
+    # The model file must hold the fit of the score generation.support computes.
     fit = results[CHOSEN_SHAPE]
-    module_fit = {"coefficients": list(support.COEFFICIENTS), "intercept": support.INTERCEPT}
-    in_sync = (np.allclose(module_fit["coefficients"], fit["coefficients"], atol=5e-3)
-               and abs(module_fit["intercept"] - fit["intercept"]) < 5e-3)
     scores = all_scores[CHOSEN_SHAPE]
     thresholds = choose_thresholds(scores[cal], y[cal])
     pair = (thresholds["weak_at"], thresholds["supported_at"])
+    fitted = model_file(fit, thresholds, model.model, int(cal.sum()),
+                        len({p["doc_id"] for p in pairs if p["part"] != "test"}))
+    committed = support.load_model(args.model)
+    in_sync = (np.allclose(committed["coefficients"], fit["coefficients"], atol=5e-3)
+               and abs(committed["intercept"] - fit["intercept"]) < 5e-3
+               and committed["thresholds"] == fitted["thresholds"])
     print(f"\nscore used by generation.support: {CHOSEN_SHAPE} "
           f"(best by calibration AUC: {chosen})")
     print("  coefficients " + ", ".join(f"{n}={c:+.3f}" for n, c in zip(fit["features"], fit["coefficients"]))
           + f", intercept={fit['intercept']:+.3f}")
-    print(f"  module constants {'match' if in_sync else 'DO NOT MATCH'} the fit "
-          f"(module: {module_fit['coefficients']}, {module_fit['intercept']})")
     print(f"  thresholds (calibration): weak_at={pair[0]}, supported_at={pair[1]} "
           f"(precision {thresholds['calibration_precision_supported']:.2f}, "
           f"recall {thresholds['calibration_recall_supported']:.2f}; Youden J at "
           f"{thresholds['youden_threshold']:.3f})")
-    print(f"  module DEFAULT_THRESHOLDS: {support.DEFAULT_THRESHOLDS}")
+    print(f"  {args.model.name} as it was {'matches' if in_sync else 'DIFFERS FROM'} the fit "
+          f"(file: {committed['coefficients']}, {committed['intercept']}, "
+          f"{committed['thresholds']})")
+    if not args.report_only:
+        write_json(args.model, fitted)
+        print(f"  wrote {args.model}")
+        if args.model.resolve() == support.MODEL_FILE.resolve():
+            # The module read its constants (and bound them as defaults) at import;
+            # the held-back report below must score with what users now get.
+            importlib.reload(support)
+            in_sync = True
+    module_fit = {"coefficients": list(support.COEFFICIENTS), "intercept": support.INTERCEPT}
 
     # End to end on held-back pairs with generation.support as committed.
     t0 = time.perf_counter()
@@ -309,8 +358,8 @@ def main() -> int:
         "timing_3_sentences_3_sources": timing,
         "encoder": model.model,
     }
-    OUT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {OUT.relative_to(REPO)}")
+    write_json(args.out, report)
+    print(f"\nwrote {args.out}")
     return 0 if in_sync else 1
 
 

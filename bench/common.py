@@ -4,7 +4,12 @@ stores made for a run, and the results file with its targets.
     from bench.common import REPO, timed, median_ms, write_results, Target
 
 Run scripts as modules from the repository root (`python -m bench.NAME`), so the
-stage packages import as they do for the CLI.
+stage packages import as they do for the CLI; importing this module sets the
+offline environment (setdefault: the caller's own settings win) before any model
+library loads. A script that should also run as `python bench/NAME.py` starts with
+
+    if not __package__:  # `python bench/NAME.py`: import the repository's packages
+        sys.path[0] = str(Path(__file__).resolve().parents[1])
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ QUERIES = REPO / "corpus" / "queries.jsonl"
 ANSWERS = REPO / "corpus" / "answers.jsonl"
 VENV_BIN = REPO / ".venv" / "bin"
 RAGMINI = VENV_BIN / "ragmini"
+# The benchmark datasets (`ragmini datasets build manpages|faq --out DATA/NAME`);
+# $RAGMINI_BENCH_DATA points elsewhere (a shared, read-only copy, say).
+DATA = Path(os.environ.get("RAGMINI_BENCH_DATA", REPO / "data"))
+MANPAGES = DATA / "manpages"
+FAQ = DATA / "faq"
 
 for _key, _value in (("HF_HUB_OFFLINE", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
                      ("TOKENIZERS_PARALLELISM", "false"), ("TRANSFORMERS_VERBOSITY", "error")):
@@ -85,6 +95,19 @@ def peak_rss_mb(children: bool = False) -> float:
     return round(resource.getrusage(who).ru_maxrss / 1024, 1)
 
 
+def command_peak_rss_mb(cmd: Sequence[str]) -> float:
+    """Peak resident memory of one command run to the end, MiB. Measured from a fresh
+    Python in between, so that no earlier child of this process counts."""
+    import subprocess
+    import sys
+
+    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+            "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, *map(str, cmd)], check=True,
+                         capture_output=True, text=True)
+    return int(out.stdout.strip()) / 1024
+
+
 def dir_mb(path: Path) -> float:
     """Bytes on disk under `path`, MB."""
     total = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
@@ -107,41 +130,61 @@ def cache_root() -> Path:
     return cache_dir()
 
 
+OPS = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__}
+
+
 @dataclass(frozen=True)
 class Target:
-    """A figure's goal: `value` compared with `goal` by `op` ("<=", ">=", "<" or ">")."""
+    """A figure's goal: `value` compared with `goal` by `op` ("<", "<=", ">", ">="); no
+    goal (None) records a measurement whose target was retired. `also` names a second
+    condition that must hold too (a difference "not significant"), `also_met` whether
+    it does."""
 
     name: str
     value: float | None
-    goal: float
+    goal: float | None
     op: str = "<="
     unit: str = ""
+    also: str = ""
+    also_met: bool = True
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"op must be one of {', '.join(OPS)}, not {self.op!r}")
 
     @property
     def met(self) -> bool | None:
         if self.value is None:
             return None
-        compare = {"<=": float.__le__, ">=": float.__ge__, "<": float.__lt__, ">": float.__gt__}
-        if self.op not in compare:
-            raise ValueError(f"unknown target operator {self.op!r}")
-        return compare[self.op](float(self.value), float(self.goal))
+        if self.goal is None:
+            return True
+        return bool(OPS[self.op](float(self.value), float(self.goal))) and self.also_met
+
+    @property
+    def goal_text(self) -> str:
+        if self.goal is None:
+            return "none"
+        return f"{self.op} {self.goal:g}" + (f", {self.also}" if self.also else "")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "met": self.met}
+        return {**asdict(self), "goal_text": self.goal_text, "met": self.met}
 
 
 def machine() -> dict:
     return {"python": platform.python_version(), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "date": _dt.date.today().isoformat()}
+            "platform": platform.platform(), "cpus": os.cpu_count(),
+            "date": _dt.date.today().isoformat()}
 
 
-def write_results(name: str, results: dict, targets: Sequence[Target] = (),
+def write_results(name: str, results: dict, targets: Sequence[Target] | None = None,
                   out: Path | None = None) -> Path:
-    """Write bench/NAME_results.json (or `out`): the figures, each target with met or not,
-    and the machine; returns the path."""
+    """Write bench/NAME_results.json (or `out`) atomically: the machine, the figures, and
+    (when given) each target with met or not; returns the path. A `machine` or `targets`
+    key the script wrote itself is kept."""
     path = out or BENCH / f"{name}_results.json"
-    body = {"bench": name, "machine": machine(), **results,
-            "targets": [t.to_dict() for t in targets]}
+    body = {"bench": name, "machine": machine(), **results}
+    if targets is not None:
+        body["targets"] = [t.to_dict() for t in targets]
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
@@ -152,7 +195,8 @@ def targets_table(targets: Sequence[Target]) -> str:
     """The targets as a Markdown table."""
     rows = ["| target | value | goal | met |", "|---|---|---|---|"]
     for t in targets:
-        value = "n/a" if t.value is None else f"{t.value:g}{t.unit}"
+        unit = f" {t.unit}" if t.unit else ""
+        value = "n/a" if t.value is None else f"{t.value:g}{unit}"
         met = {True: "yes", False: "**no**", None: "n/a"}[t.met]
-        rows.append(f"| {t.name} | {value} | {t.op} {t.goal:g}{t.unit} | {met} |")
+        rows.append(f"| {t.name} | {value} | {t.goal_text} | {met} |")
     return "\n".join(rows)

@@ -3,7 +3,7 @@ ONNX int8, on the same texts in one run; cold start and peak RSS of the CLI;
 retrieval quality with the eval's paired tests. (txtai and the other peer libraries
 against ragmini: bench/peers.py.)
 
-    .venv/bin/python bench/encoders.py [--sample 1000]
+    python -m bench.encoders [--sample 1000]     # make bench-encoders
 
 Writes bench/encoders_results.json (bench/run.py reads its targets from there).
 Sections:
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -32,15 +31,21 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if not __package__:  # `python bench/encoders.py`: import the repository's packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-EXE = REPO / ".venv" / "bin" / "ragmini"
-CORPUS = REPO / "corpus"
-MANPAGES = REPO / "data" / "manpages"
+from bench.common import (  # noqa: E402  (sets the offline environment first)
+    BENCH,
+    CORPUS,
+    MANPAGES,
+    QUERIES,
+    RAGMINI,
+    command_peak_rss_mb,
+    machine,
+    write_results,
+)
+
+EXE = RAGMINI
 ENCODERS = ("torch", "onnx", "onnx-int8")
 
 
@@ -97,14 +102,13 @@ def bench_throughput(chunks: list[str], queries: list[str], rounds: int) -> dict
 
 def ingest_bundled(store: Path, encoder: str, methods: str = "sbert") -> float:
     t = time.perf_counter()
-    subprocess.run([str(EXE), "ingest", str(CORPUS / "docs"), "--store", str(store),
+    subprocess.run([str(EXE), "ingest", str(CORPUS), "--store", str(store),
                     "--methods", methods, "--encoder", encoder, "--no-progress"],
                    check=True, capture_output=True)
     return time.perf_counter() - t
 
 
 def bench_cold(stores: dict[str, Path], repeats: int) -> dict:
-    from scale import peak_rss_mb
 
     def run(args: list[str]) -> tuple[float, float]:
         times = []
@@ -112,7 +116,7 @@ def bench_cold(stores: dict[str, Path], repeats: int) -> dict:
             t = time.perf_counter()
             subprocess.run([str(EXE), *args], check=True, capture_output=True)
             times.append(time.perf_counter() - t)
-        return statistics.median(times), peak_rss_mb([str(EXE), *args])
+        return statistics.median(times), command_peak_rss_mb([str(EXE), *args])
 
     out = {}
     for encoder, store in stores.items():
@@ -176,15 +180,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--split", default="test")
     parser.add_argument("--no-manpages", action="store_true", help="skip the full ingest")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "encoders_results.json")
+    parser.add_argument("--out", type=Path, default=BENCH / "encoders_results.json")
     args = parser.parse_args()
     from eval.queries import load_queries
     from retrieval.onnx_minilm import ensure_exported
 
     t = time.perf_counter()
     folder = ensure_exported()
-    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                           "python": platform.python_version()},
+    results = {"machine": machine(),
                "export": json.loads((folder / "params.json").read_text())}
     results["export"]["ensure_s"] = time.perf_counter() - t
     chunks, queries = sample_texts(args.sample)
@@ -198,7 +201,7 @@ def main() -> None:
         results["cold"] = bench_cold(stores, repeats=3)
         log("cold", results["cold"])
         results["bundled"] = paired(stores["torch"], stores["onnx-int8"],
-                                    load_queries(CORPUS / "queries.jsonl"),
+                                    load_queries(QUERIES),
                                     ("torch", "onnx-int8"))
         log("bundled", results["bundled"]["means"])
         if not args.no_manpages:
@@ -206,7 +209,7 @@ def main() -> None:
             log("manpages", results["manpages"]["quality"]["means"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("encoders", results, out=args.out)
     print(json.dumps({k: v for k, v in results.items() if k != "export"}, indent=1)[:6000])
 
 

@@ -3,7 +3,7 @@ rendered to PDF by groff (and to DOCX, EPUB and ODT by pandoc), read back by eac
 library, scored against the plain-text corpus; then the retrieval eval on the
 PDF-extracted corpus.
 
-    .venv/bin/python bench/extract.py [--sample 300] [--no-eval]
+    python -m bench.extract [--sample 300] [--no-eval]     # make bench-extract
 
 Needs data/manpages (`ragmini datasets build manpages --out data/manpages`), groff
 with its PDF device and pandoc (`make groff pandoc`), and apt-get download for the
@@ -41,13 +41,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if not __package__:  # `python bench/extract.py`: import the repository's packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-MANPAGES = REPO / "data" / "manpages"
-WORK = Path(os.environ.get("RAGMINI_CACHE", Path.home() / ".cache" / "ragmini")) / "extract-bench"
+from bench.common import (  # noqa: E402  (sets the offline environment first)
+    BENCH,
+    DATA,
+    MANPAGES,
+    cache_root,
+    write_results,
+)
+WORK = cache_root() / "extract-bench"
 _TOKEN = re.compile(r"\w+")
 
 
@@ -246,7 +250,7 @@ def main() -> None:
                         help="pages for pdfplumber, pypdf and the pandoc formats")
     parser.add_argument("--split", default="test")
     parser.add_argument("--no-eval", action="store_true")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "extract_results.json")
+    parser.add_argument("--out", type=Path, default=BENCH / "extract_results.json")
     args = parser.parse_args()
 
     corpus = {json.loads(line)["_id"]: json.loads(line)
@@ -277,11 +281,11 @@ def main() -> None:
         log(fmt, {k: v for k, v in results["other"][fmt].items() if k != "failure_examples"})
     results["dependency_mib"] = dependency_cost()
     if not args.no_eval:
-        pdf_folder = pdf_corpus(files["pdf"], corpus, REPO / "data" / "manpages-pdf")
+        pdf_folder = pdf_corpus(files["pdf"], corpus, DATA / "manpages-pdf")
         results["retrieval"] = retrieval({"plain text": MANPAGES, "pdf": pdf_folder},
                                          args.split)
         results["retrieval"]["split"] = args.split
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("extract", results, out=args.out)
     print(json.dumps({k: v for k, v in results.items()}, indent=1)[:5000])
 
 

@@ -13,14 +13,12 @@ glob on the page id), each query's top 10 is computed four ways:
 plus unfiltered flat and HNSW for reference. A sweep of smaller selections
 places the cut-over between the exact scan and the selector.
 
-    python bench/filters.py [--dataset data/manpages] [--queries 300]
+    python -m bench.filters [--dataset data/manpages] [--queries 300]   # make bench-filters
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -28,7 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # `python bench/filters.py`: import the repository's packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from bench.common import (  # noqa: E402  (sets the offline environment first)
+    BENCH,
+    MANPAGES,
+    write_results,
+)
 
 TARGETS = (0.01, 0.10, 0.50)
 CANDIDATES = [["source=*.4*"], ["source=*.8*"], ["source=*.5*"], ["source=*.6*"], ["source=*.8*"],
@@ -57,11 +62,10 @@ def _recall(found: list, truth: list) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=Path("data/manpages"))
+    parser.add_argument("--dataset", type=Path, default=MANPAGES)
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--out", type=Path, default=Path("bench/filters_results.json"))
+    parser.add_argument("--out", type=Path, default=BENCH / "filters_results.json")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import faiss
 
@@ -148,7 +152,7 @@ def main() -> None:
               "filter_exact_below": dense.FILTER_EXACT_BELOW,
               "hnsw_walk_from": dense.HNSW_WALK_FROM, "rows": rows, "cutover": sweep,
               "shares": {k: round(v, 4) for k, v in shares.items()}}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results("filters", result, out=args.out)
     print(f"{n} chunks, {len(qv)} queries; unfiltered flat {base_flat:.2f} ms, "
           f"hnsw {base_hnsw:.2f} ms (median per query, 1 thread)")
     print(f"{'filter':<32}{'kept':>7}{'exact':>8}{'flat+sel':>9}{'hnsw+sel':>9}{'R':>6}"

@@ -7,26 +7,34 @@ recall@10, MRR@10 and nDCG@10. The default is the setting whose worst margin
 over the better part alone, across the sets, is largest: robust rather than
 best on average.
 
-    python bench/fusion.py [--manpages data/manpages] [--faq data/faq]
+    python -m bench.fusion [--manpages data/manpages] [--faq data/faq]   # make bench-fusion
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # `python bench/fusion.py`: import the repository's packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from bench.common import (  # noqa: E402  (sets the offline environment first)
+    BENCH,
+    FAQ,
+    MANPAGES,
+    QUERIES,
+    write_results,
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manpages", type=Path, default=Path("data/manpages"))
-    parser.add_argument("--faq", type=Path, default=Path("data/faq"))
+    parser.add_argument("--manpages", type=Path, default=MANPAGES)
+    parser.add_argument("--faq", type=Path, default=FAQ)
     parser.add_argument("--store", type=Path, default=Path(".ragmini"),
                         help="A store of the bundled corpus (bm25 and sbert indexed).")
-    parser.add_argument("--out", type=Path, default=Path("bench/fusion_results.json"))
+    parser.add_argument("--out", type=Path, default=BENCH / "fusion_results.json")
     args = parser.parse_args()
 
     from eval.beir import dataset_store_dir, load_beir
@@ -46,7 +54,7 @@ def main() -> None:
                                  config=config, progress=True)
             sets.append((f"{dataset.name}/dev", path, load_beir(dataset, "dev")))
     if (args.store / "ragmini.db").exists():
-        sets.append(("bundled", args.store, load_queries(Path("corpus/queries.jsonl"))))
+        sets.append(("bundled", args.store, load_queries(QUERIES)))
 
     per_set = {}
     for label, path, queries in sets:
@@ -74,7 +82,7 @@ def main() -> None:
                                    for k in per_set)
               + f"{worst[s]:>+9.4f}{mean[s]:>+9.4f}")
     out = {"chosen": ranked[0], "worst_margin": worst, "mean_margin": mean, "sets": per_set}
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    write_results("fusion", out, out=args.out)
     print(f"chosen: {ranked[0]} (worst margin {worst[ranked[0]]:+.4f}) -> {args.out}")
 
 

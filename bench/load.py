@@ -19,7 +19,7 @@ index was built from; for a fusion, the older of its two):
 - one user never sees a method's generation go backwards;
 - a glove answer is a full page of k hits (no row missing under it).
 
-    .venv/bin/python bench/load.py [--duration 120] [--users 16] [--no-ingest]
+    python -m bench.load [--duration 120] [--users 16] [--no-ingest]
         [--store DIR] [--ingest data/manpages/corpus.jsonl] [--lm-share 0.002] [--no-ask]
         [--out bench/load_results.json] [--markdown FILE]
 
@@ -50,12 +50,18 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).absolute().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if not __package__:  # `python bench/load.py`: import the repository's packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from core.timing import percentile  # noqa: E402
+from bench.common import (  # noqa: E402  (sets the offline environment first)
+    BENCH,
+    CORPUS,
+    MANPAGES,
+    QUERIES,
+    REPO,
+    percentile,
+    write_results,
+)
 
 METHODS = ("glove", "bm25", "hybrid:bm25+glove")
 FULL_PAGE = ("glove",)  # dense: always k hits when the store has k chunks
@@ -81,8 +87,8 @@ def load_queries(n_manpages: int) -> list[str]:
     """The bundled labelled queries and some man-page ones (answered once the ingest's
     indexes land): a fixed pool, so queries repeat and answers can be compared."""
     pool = [json.loads(line)["text"] for line in
-            (REPO / "corpus" / "queries.jsonl").read_text().splitlines() if line.strip()]
-    manpages = REPO / "data" / "manpages" / "queries.jsonl"
+            QUERIES.read_text().splitlines() if line.strip()]
+    manpages = MANPAGES / "queries.jsonl"
     if manpages.is_file():
         lines = [ln for ln in manpages.read_text().splitlines() if ln.strip()]
         pool += [json.loads(ln)["text"] for ln in lines[:n_manpages]]
@@ -253,7 +259,7 @@ def build_store(target: Path) -> None:
     from retrieval.ingesting import ingest_and_index
 
     with Store.open(target, create=True) as store:
-        ingest_and_index(store, [REPO / "corpus" / "docs"], ["glove", "bm25"], progress=False)
+        ingest_and_index(store, [CORPUS], ["glove", "bm25"], progress=False)
 
 
 def warm_up(base: str, ask: bool, lm: bool, queries: list[str]) -> list[str]:
@@ -434,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds before RSS counts as steady (arenas, buffers grow first)")
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--no-ingest", action="store_true")
-    parser.add_argument("--ingest", type=Path, default=REPO / "data" / "manpages" / "corpus.jsonl")
+    parser.add_argument("--ingest", type=Path, default=MANPAGES / "corpus.jsonl")
     parser.add_argument("--store", type=Path, default=None,
                         help="serve (and ingest into) this store; default: a fresh one")
     parser.add_argument("--no-ask", action="store_true",
@@ -442,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lm-share", type=float, default=0.002,
                         help="share of requests that ask the default language model (SmolLM2 "
                              "offline; seconds of CPU each, so a small one; 0: none)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "load_results.json")
+    parser.add_argument("--out", type=Path, default=BENCH / "load_results.json")
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args(argv)
     # SIGTERM stops the users, the ingest and the server cleanly, as Ctrl-C does.
@@ -468,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
               "cpus": os.cpu_count(), "store": str(args.store or "bundled corpus, glove+bm25"),
               "server_log_errors": len(server_errors), **result}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results("load", result, out=args.out)
     table = markdown(result, load_avg)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Benchmark ragmini on the bundled corpus; writes bench/results.json and a Markdown table.
 
-    .venv/bin/python bench/run.py            # full run
-    .venv/bin/python bench/run.py --quick    # fewer repetitions (CI smoke test)
+    python -m bench.run            # full run (make bench)
+    python -m bench.run --quick    # fewer repetitions, writes nothing (make bench-quick; CI)
 
 The machine is small and noisy: every figure is a median over repetitions in
 one run, and ratios are taken between figures of the same run.
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -21,17 +19,22 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if not __package__:  # `python bench/run.py`: import the repository's packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from core.timing import percentile  # noqa: E402  (after the path and offline settings)
+from bench.common import (  # noqa: E402  (sets the offline environment first)
+    BENCH,
+    CORPUS,
+    QUERIES,
+    RAGMINI,
+    REPO,
+    Target,
+    machine,
+    percentile,
+    targets_table,
+    write_results,
+)
 
-CORPUS = REPO / "corpus" / "docs"
-QUERIES = REPO / "corpus" / "queries.jsonl"
 ASK_QUESTIONS = [
     "Why should embeddings be normalised before cosine search?",
     "What does the temperature setting do?",
@@ -127,7 +130,7 @@ def bench_ask(store_dir: Path, n_questions: int) -> dict:
 
 def bench_cold(store_dir: Path, repeats: int) -> dict:
     """Whole-process wall time of the CLI, as a user would run it."""
-    exe = REPO / ".venv" / "bin" / "ragmini"
+    exe = RAGMINI
     cmds = {
         "search_glove": ["search", "cosine similarity", "--method", "glove"],
         "search_sbert": ["search", "cosine similarity", "--method", "sbert"],
@@ -148,7 +151,7 @@ def bench_cold(store_dir: Path, repeats: int) -> dict:
 def bench_reingest(repeats: int) -> dict:
     """`ragmini ingest corpus/docs` as a whole process: into an empty store, then
     again with nothing changed (no model may load, nothing is embedded)."""
-    exe = REPO / ".venv" / "bin" / "ragmini"
+    exe = RAGMINI
     full, unchanged = [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
@@ -195,46 +198,41 @@ def markdown(results: dict) -> str:
     return "\n".join(rows)
 
 
-def targets(results: dict) -> list[dict]:
+def targets(results: dict) -> list[Target]:
     """The issues' targets, each with the figure measured in this run (the encoder rows
     from bench/encoders_results.json, written by bench/encoders.py)."""
     t, ix, cold = results.get("throughput"), results.get("index_types"), results["cold_start_s"]
     memory = results.get("memory", {})
     rows = []
 
-    def add(name, value, target, unit, met):
-        rows.append({"name": name, "value": round(float(value), 4), "target": target,
-                     "unit": unit, "met": bool(met)})
+    def add(name, value, op, goal, unit, **more):
+        rows.append(Target(name, round(float(value), 4), goal, op, unit, **more))
 
     if t:
-        add("sbert ingest / raw encode (default encoder)", t["sbert_ratio"], "<= 1.2", "ratio",
-            t["sbert_ratio"] <= 1.2)
+        add("sbert ingest / raw encode (default encoder)", t["sbert_ratio"], "<=", 1.2, "ratio")
         # Retired as a target (issue 14): next to the sbert encoder it does not matter.
         add("glove embedding throughput (measurement, target retired)",
-            t["glove_chunks_per_s"], "none", "chunks/s", True)
+            t["glove_chunks_per_s"], "<=", None, "chunks/s")
     if ix:
         flat = ix["types"]["flat"]["synthetic"]
         ratio = flat["p50_ms"] / ix["flat_bound_ms_at_12gbs"]
-        add(f"flat search p50 at {ix['synthetic_n']:,} vectors / 12 GB/s bound", ratio, "<= 1.3",
-            "ratio", ratio <= 1.3)
+        add(f"flat search p50 at {ix['synthetic_n']:,} vectors / 12 GB/s bound", ratio, "<=",
+            1.3, "ratio")
         hnsw = ix["types"]["hnsw"]["synthetic"]
-        add(f"hnsw p50 at {ix['synthetic_n']:,} vectors", hnsw["p50_ms"], "< 1", "ms",
-            hnsw["p50_ms"] < 1)
+        add(f"hnsw p50 at {ix['synthetic_n']:,} vectors", hnsw["p50_ms"], "<", 1, "ms")
         add(f"hnsw recall@10 relative to flat at {ix['synthetic_n']:,}",
-            hnsw["recall_at_10_vs_flat"], ">= 0.95", "fraction",
-            hnsw["recall_at_10_vs_flat"] >= 0.95)
-    add("`ragmini search --method glove` cold start", cold["search_glove"], "< 1", "s",
-        cold["search_glove"] < 1)
+            hnsw["recall_at_10_vs_flat"], ">=", 0.95, "fraction")
+    add("`ragmini search --method glove` cold start", cold["search_glove"], "<", 1, "s")
     add("`ragmini search --method sbert` cold start (default encoder)", cold["search_sbert"],
-        "< 1", "s", cold["search_sbert"] < 1)
+        "<", 1, "s")
     if memory:
-        add("`ragmini search --method glove` peak RSS", memory["search_glove_mb"], "< 250",
-            "MiB", memory["search_glove_mb"] < 250)
+        add("`ragmini search --method glove` peak RSS", memory["search_glove_mb"], "<", 250,
+            "MiB")
     rows.extend(encoder_targets())
     return rows
 
 
-def encoder_targets(path: Path = REPO / "bench" / "encoders_results.json") -> list[dict]:
+def encoder_targets(path: Path = BENCH / "encoders_results.json") -> list[Target]:
     """Issue 14's encoder targets, from the last `bench/encoders.py` run (its own run:
     the man-page ingest and the txtai side-by-side take half an hour)."""
     if not path.is_file():
@@ -242,9 +240,8 @@ def encoder_targets(path: Path = REPO / "bench" / "encoders_results.json") -> li
     enc = json.loads(path.read_text())
     rows = []
 
-    def add(name, value, target, unit, met):
-        rows.append({"name": name, "value": round(float(value), 4), "target": target,
-                     "unit": unit, "met": bool(met), "source": "bench/encoders.py"})
+    def add(name, value, op, goal, unit, **more):
+        rows.append(Target(name, round(float(value), 4), goal, op, unit, **more))
 
     ratio = enc["throughput"]["onnx-int8"]["chunks_ratio_to_torch"]
     # Retired as a target (issue 30): bench/encoder_bound.py shows 3x is out of reach for
@@ -252,35 +249,34 @@ def encoder_targets(path: Path = REPO / "bench" / "encoders_results.json") -> li
     # with every linear layer int8 at their measured cost it stays near 2x torch:
     # encoder_bound_results.json amdahl_reference; docs/performance.md).
     add("sbert encode throughput, onnx-int8 / torch, man-page chunks (measurement, target "
-        "retired: bench/encoder_bound.py)", ratio, "none", "ratio", True)
+        "retired: bench/encoder_bound.py)", ratio, ">=", None, "ratio")
     for label in ("manpages", "bundled"):
         block = enc.get(label, {})
         quality = block.get("quality", block)
         for c in quality.get("comparisons", []):
             # delta is b - a, onnx-int8 - torch: the default encoder may lose at most 0.005
-            add(f"{label} {c['metric']}: onnx-int8 - torch", c["delta"],
-                ">= -0.005, not significant", "delta",
-                c["delta"] >= -0.005 and not c["significant"])
-    peers = REPO / "bench" / "peers_results.json"
+            add(f"{label} {c['metric']}: onnx-int8 - torch", c["delta"], ">=", -0.005, "delta",
+                also="not significant", also_met=not c["significant"])
+    peers = BENCH / "peers_results.json"
     if peers.is_file():
         # the side-by-side run of every peer (bench/peers.py) supersedes encoders.py's
         # txtai block
         for t in json.loads(peers.read_text())["targets"]:
-            rows.append({"name": t["name"], "value": t["value"], "target": f"{t['op']} {t['goal']}",
-                         "unit": t["unit"], "met": bool(t["met"]), "source": "bench/peers.py"})
+            rows.append(Target(t["name"], t["value"], t["goal"], t["op"], t["unit"],
+                               t.get("also", ""), t.get("also_met", True)))
         return rows
     peer = enc.get("peer")
     if peer:
         # recall_delta is ragmini - txtai
         same = not (peer["recall_p"] < 0.05 and peer["recall_delta"] < 0)
-        add("man pages: txtai index / ragmini ingest", peer["ingest_ratio"], "> 1", "ratio",
-            peer["ingest_ratio"] > 1 and same)
-        add("man pages: txtai query p50 / ragmini query p50", peer["latency_ratio"], "> 1",
-            "ratio", peer["latency_ratio"] > 1 and same)
+        add("man pages: txtai index / ragmini ingest", peer["ingest_ratio"], ">", 1, "ratio",
+            also="recall not significantly worse", also_met=same)
+        add("man pages: txtai query p50 / ragmini query p50", peer["latency_ratio"], ">", 1,
+            "ratio", also="recall not significantly worse", also_met=same)
     return rows
 
 
-def scale_markdown(results: dict) -> str:
+def scale_markdown(results: dict, goals: list[Target]) -> str:
     lines = []
     t = results.get("throughput")
     if t:
@@ -308,20 +304,37 @@ def scale_markdown(results: dict) -> str:
         lines += [f"Peak RSS: `ragmini ingest corpus/docs` {m['ingest_bundled_mb']:.0f} MiB, "
                   f"`ragmini search --method glove` {m['search_glove_mb']:.0f} MiB, "
                   f"`--method sbert` {m['search_sbert_mb']:.0f} MiB.", ""]
-    rows = results.get("targets", [])
-    if rows:
-        lines += ["| target | value | goal | met |", "|---|---|---|---|"]
-        lines += [f"| {r['name']} | {r['value']:g} {r['unit']} | {r['target']} | "
-                  f"{'yes' if r['met'] else 'no'} |" for r in rows]
+    if goals:
+        lines.append(targets_table(goals))
     return "\n".join(lines)
+
+
+def retarget(path: Path) -> None:
+    """Recompute the targets (and the scale table that lists them) of a full run's
+    results from its own stored figures and the encoder and peer JSON as they are now:
+    a later bench/encoders.py or bench/peers.py run shows up without re-measuring."""
+    results = json.loads(path.read_text())
+    results.pop("targets", None)
+    machine_then = results.pop("machine")
+    goals = targets(results)
+    results["scale_md"] = scale_markdown(results, goals)
+    results["machine"] = machine_then  # the figures' machine, not this re-read's
+    write_results("run", results, goals, out=path)
+    print(results["scale_md"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    parser.add_argument("--out", type=Path, default=BENCH / "results.json")
+    parser.add_argument("--retarget", action="store_true",
+                        help="measure nothing: re-read the targets that come from other "
+                             "benchmarks' JSON (encoders, peers) into --out's figures")
     args = parser.parse_args()
-    import scale
+    if args.retarget:
+        retarget(args.out)
+        return
+    from bench import scale
 
     quick = args.quick
     reps = {"ingest": 1 if quick else 3, "search": 1 if quick else 5,
@@ -329,8 +342,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(tmp) / "store"
         results = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "python": platform.python_version()},
+            "machine": machine(),
             "quick": quick,
             "ingest": bench_ingest(store_dir, reps["ingest"]),
             "search": bench_search(store_dir, reps["search"]),
@@ -345,13 +357,15 @@ def main() -> None:
     else:
         results["index_types"] = scale.bench_index_types(synthetic_n=5_000, n_queries=50,
                                                          use_real=False)
-    results["targets"] = targets(results)
+    goals = targets(results)
     table = markdown(results)
     results["table_md"] = table
-    results["scale_md"] = scale_markdown(results)
+    results["scale_md"] = scale_markdown(results, goals)
     if not quick:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        write_results("run", results, goals, out=args.out)
         scale.plot_index_types(results["index_types"], REPO / "docs" / "index-types.png")
+        print(f"wrote {args.out}; `python -m bench.docs` puts the figures in the docs",
+              file=sys.stderr)
     print(table)
     print()
     print(results["scale_md"])

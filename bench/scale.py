@@ -1,6 +1,6 @@
 """Benchmark sections at scale: encoders, FAISS index types, memory.
 
-Called by bench/run.py. Real data comes from the man-page benchmark
+Called by bench/run.py and bench/encoders.py (a library: no command of its own). Real data comes from the man-page benchmark
 (`data/manpages`, built on demand with apt-get); the 100k-vector figures use
 synthetic unit vectors, and say so.
 """
@@ -19,16 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from core.timing import percentile  # noqa: E402
-MANPAGES = REPO / "data" / "manpages"
+from bench.common import MANPAGES, RAGMINI, REPO, cache_root, command_peak_rss_mb, percentile
+
 BANDWIDTH_GBS = 12.0  # the issue's figure for this machine; measured below as well
 
 
 def ensure_manpages() -> Path:
     if not (MANPAGES / "corpus.jsonl").is_file():
-        subprocess.run([str(REPO / ".venv" / "bin" / "ragmini"), "datasets", "build", "manpages",
+        subprocess.run([str(RAGMINI), "datasets", "build", "manpages",
                         "--out", str(MANPAGES), "--no-progress"], check=True)
     return MANPAGES
 
@@ -189,7 +187,7 @@ def _real_vectors():
     from ingest.store import Store
     from retrieval.sbert import SbertEmbedder
 
-    stores = sorted(glob.glob(str(_cache() / "datasets" / "manpages-*-c200o30")))
+    stores = sorted(glob.glob(str(cache_root() / "datasets" / "manpages-*-c200o30")))
     if not stores or not (MANPAGES / "qrels" / "test.tsv").is_file():
         return None
     with Store.open(stores[-1]) as store:
@@ -200,31 +198,16 @@ def _real_vectors():
     return ids, vecs, SbertEmbedder.packaged().embed(queries)
 
 
-def _cache() -> Path:
-    from core.models import cache_dir
-
-    return cache_dir()
-
-
-def peak_rss_mb(cmd: list[str]) -> float:
-    """Peak resident memory of one child process, in MiB."""
-    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-            "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code, *cmd], check=True, capture_output=True,
-                         text=True)
-    return int(out.stdout.strip()) / 1024
-
-
 def bench_memory(store_dir: Path) -> dict:
-    exe = str(REPO / ".venv" / "bin" / "ragmini")
+    exe = str(RAGMINI)
     with tempfile.TemporaryDirectory() as tmp:
-        ingest = peak_rss_mb([exe, "ingest", str(REPO / "corpus" / "docs"), "--store", tmp,
+        ingest = command_peak_rss_mb([exe, "ingest", str(REPO / "corpus" / "docs"), "--store", tmp,
                               "--no-progress"])
     return {
         "ingest_bundled_mb": ingest,
-        "search_glove_mb": peak_rss_mb([exe, "search", "cosine", "--method", "glove", "--store",
+        "search_glove_mb": command_peak_rss_mb([exe, "search", "cosine", "--method", "glove", "--store",
                                         str(store_dir)]),
-        "search_sbert_mb": peak_rss_mb([exe, "search", "cosine", "--method", "sbert", "--store",
+        "search_sbert_mb": command_peak_rss_mb([exe, "search", "cosine", "--method", "sbert", "--store",
                                         str(store_dir)]),
     }
 

@@ -7,13 +7,12 @@ On the bundled corpus (every method indexed), in one run:
   queries): requests/s, errors (target 0), and the server's RSS sampled each
   second (target: no growth after warm-up).
 
-    .venv/bin/python bench/serve.py [--seconds 30] [--clients 8] [--out bench/serve_results.json]
+    python -m bench.serve [--seconds 30] [--clients 8] [--out bench/serve_results.json]   # make bench-serve
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -22,11 +21,15 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if not __package__:  # `python bench/serve.py`: import the repository's packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from bench.common import (  # noqa: E402  (sets the offline environment first)
+    BENCH,
+    CORPUS,
+    QUERIES,
+    write_results,
+)
 from core.timing import latency_summary  # noqa: E402
 
 
@@ -119,19 +122,19 @@ def main() -> None:
     from retrieval.ingesting import ingest_and_index
     from ragmini.server.process import running_server
 
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "serve_results.json")
+    parser.add_argument("--out", type=Path, default=BENCH / "serve_results.json")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ragmini-serve-bench-"))
     try:
         store_dir = tmp / "store"
         with Store.open(store_dir, create=True) as store:
-            ingest_and_index(store, [REPO / "corpus" / "docs"], ["glove", "sbert", "bm25"],
+            ingest_and_index(store, [CORPUS], ["glove", "sbert", "bm25"],
                              progress=False)
-        queries = list(load_queries(REPO / "corpus" / "queries.jsonl").queries.values())
+        queries = list(load_queries(QUERIES).queries.values())
         local = in_process(store_dir, queries, args.repeats)
         with running_server(store_dir) as base:
             pid = _server_pid(base)
@@ -147,7 +150,7 @@ def main() -> None:
         "targets": {"http_overhead_p50_ms": "< 3", "errors": "0",
                     "rss": "last third no higher than first third + 10 MiB"},
     }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results("serve", result, out=args.out)
     for m in local:
         print(f"{m:<6} in-process p50 {local[m]['p50']:.2f} ms p95 {local[m]['p95']:.2f} | "
               f"HTTP p50 {http[m]['p50']:.2f} ms p95 {http[m]['p95']:.2f} | "

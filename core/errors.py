@@ -35,5 +35,17 @@ class QueryError(RagminiError):
     """A query cannot be answered as asked (empty, no known words, bad k)."""
 
 
-class NotFound(QueryError):
-    """The document, chunk or other item asked for by id is not in the store."""
+class NotFound(RagminiError):
+    """No such thing in the store: a document id, a chunk, a source, a document's file."""
+
+
+class Ambiguous(RagminiError):
+    """A name that several things answer to (a document id several sources share);
+    the message lists them and says how to pick one."""
+
+
+class NoMatch(QueryError):
+    """The query holds nothing the method can match (no word of it in the method's
+    vocabulary or in the corpus), so nothing can be found. `ragmini.Store.search`
+    returns an empty result with this message as its `reason`; the CLI and the
+    HTTP server report it like any QueryError."""

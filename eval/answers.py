@@ -35,10 +35,11 @@ from eval.stats import DEFAULT_RESAMPLES, Comparison, compare
 
 METRICS = ("abstain_precision", "abstain_recall", "abstain_balanced_accuracy",
            "citation_validity", "citation_hit", "support_rate", "answer_similarity", "token_f1",
-           "latency_ms_p50")
+           "other_document_share", "latency_ms_p50")
 # Per-question metrics compared between generators (abstention is decided before
 # generation, so it is the same for every generator and not compared).
-PAIRED = ("citation_validity", "citation_hit", "support_rate", "answer_similarity", "token_f1")
+PAIRED = ("citation_validity", "citation_hit", "support_rate", "answer_similarity", "token_f1",
+          "other_document_share")
 DEFAULT_GENERATORS = ("extractive", "smollm2")
 
 
@@ -63,6 +64,9 @@ class QuestionResult:
     similarity: float | None
     token_f1: float | None
     latency_ms: float
+    # Share of the answer's sentences that cite only documents other than the
+    # relevant ones (an answerable question answered; None otherwise).
+    other_document_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,7 @@ def summarise(questions: Sequence[Question], results: Sequence[QuestionResult]) 
         "support_rate": _mean([r.support_rate or 0.0 for r in answered]),
         "answer_similarity": _mean([r.similarity for _, r in answerable_answered]),
         "token_f1": _mean([r.token_f1 for _, r in answerable_answered]),
+        "other_document_share": _mean([r.other_document_share for _, r in answerable_answered]),
         "latency_ms_p50": percentile([r.latency_ms for r in results], 50),
         "answered": float(len(answered)),
     }
@@ -240,6 +245,8 @@ def per_question_metrics(questions: Sequence[Question], results: Sequence[Questi
                 row["citation_hit"] = _hit(q, r)
                 row["answer_similarity"] = r.similarity or 0.0
                 row["token_f1"] = r.token_f1 or 0.0
+                if r.other_document_share is not None:
+                    row["other_document_share"] = r.other_document_share
         out[q.qid] = row
     return out
 
@@ -271,13 +278,18 @@ def answer_questions(store, questions: Sequence[Question], generator, encoder, *
                 similarity = 0.0
             f1 = token_f1(a.answer, q.reference)
         by_n = {s.n: s.doc_id for s in a.sources}
+        other = None
+        if q.reference is not None and not a.abstained and a.sentences:
+            other = float(np.mean([bool(s.citations) and all(by_n.get(n) not in q.relevant
+                                                             for n in s.citations)
+                                   for s in a.sentences]))
         results.append(QuestionResult(
             q.qid, a.answer, a.abstained, a.citations, a.invalid_citations,
             [by_n[n] for n in a.citations if n in by_n], a.support_rate,
             [{"text": s.text, "score": s.support.score,
               "source_sentence": s.support.source_sentence}
              for s in a.sentences if s.support.label == "unsupported"],
-            similarity, f1, latency))
+            similarity, f1, latency, other))
     return results
 
 
@@ -306,7 +318,8 @@ def format_answer_table(result: AnswerEvalResult) -> str:
     cols = [("abstain_balanced_accuracy", "abst.bal"), ("abstain_precision", "abst.P"),
             ("abstain_recall", "abst.R"), ("citation_validity", "cite.ok"),
             ("citation_hit", "cite.hit"), ("support_rate", "support"),
-            ("answer_similarity", "sim"), ("token_f1", "tok.F1"), ("latency_ms_p50", "p50 ms")]
+            ("answer_similarity", "sim"), ("token_f1", "tok.F1"),
+            ("other_document_share", "other.doc"), ("latency_ms_p50", "p50 ms")]
     width = max(12, *(len(g) + 1 for g in result.generators))
     lines = [f"{'generator':<{width}}" + "".join(f"{c:>10}" for _, c in cols)]
     lines.append("-" * len(lines[0]))

@@ -53,3 +53,23 @@ def load_queries(path: Path) -> QuerySet:
     if not queries:
         raise RagminiError(f"{path} holds no queries")
     return QuerySet(queries, qrels)
+
+
+DEFAULT_QUERIES = "corpus/queries.jsonl"
+
+
+def default_queries() -> Path:
+    """corpus/queries.jsonl here, else the one bundled beside the package."""
+    return bundled_file(DEFAULT_QUERIES)
+
+
+def bundled_file(relative: str) -> Path:
+    """A file of the repository's corpus/ folder: here (the working folder), else the
+    one beside the package; RagminiError if neither exists."""
+    here = Path(relative)
+    if here.is_file():
+        return here
+    bundled = Path(__file__).resolve().parents[1] / relative
+    if bundled.is_file():
+        return bundled
+    raise RagminiError(f"no {relative} here; pass the file", param="queries")

@@ -13,7 +13,7 @@ from pathlib import Path
 from core.errors import RagminiError
 from eval.harness import EvalResult, evaluate_methods
 from eval.history import record_run
-from eval.queries import QuerySet, load_queries
+from eval.queries import DEFAULT_QUERIES, QuerySet, bundled_file, default_queries, load_queries
 from eval.stats import DEFAULT_RESAMPLES
 from ingest.chunk import ChunkConfig
 from ingest.filters import parse_where
@@ -30,7 +30,6 @@ from retrieval.methods import (
 
 STORE_KS = (1, 3, 5, 10)
 DATASET_KS = (1, 3, 5, 10, 20, 100)  # cut at the corpus size
-DEFAULT_QUERIES = "corpus/queries.jsonl"
 
 
 @dataclass(frozen=True)
@@ -40,10 +39,6 @@ class EvalRun:
     unknown_words: Callable[[str], list[str]] | None = None  # for the report's per-query view
     notes: list[str] = field(default_factory=list)
 
-
-def default_queries() -> Path:
-    """corpus/queries.jsonl here, else the one bundled beside the package."""
-    return _bundled(DEFAULT_QUERIES)
 
 
 def parse_ints(value: str, name: str) -> list[int]:
@@ -68,20 +63,28 @@ def parse_cutoffs(value: str) -> tuple[int, ...]:
 def evaluate_store(store_path: Path, queries_path: Path | None = None,
                    ks: Sequence[int] | None = None, methods: Sequence[str] | None = None,
                    seed: int = 0, resamples: int = DEFAULT_RESAMPLES,
-                   where: Sequence[str] | None = None) -> EvalRun:
+                   where: Sequence[str] | None = None, query_set: str | None = None) -> EvalRun:
     """Every method of the store (or `methods`) on its labelled queries, recorded
-    in the store's history. `where`: evaluate on the slice a metadata filter keeps."""
-    query_set = load_queries(queries_path or default_queries())
+    in the store's history. `where`: evaluate on the slice a metadata filter keeps.
+    `query_set`: an id of eval.querysets (a BEIR split whose corpus the store
+    holds) instead of the query file `queries_path`."""
     with Store.open(store_path) as store:
+        if query_set is not None:
+            from eval.querysets import find_query_set
+
+            choice = find_query_set(store, query_set)
+            queries, dataset, split = choice.load(), choice.dataset, choice.split or ""
+        else:
+            queries = load_queries(queries_path or default_queries())
+            dataset, split = str(queries_path or DEFAULT_QUERIES), ""
         chosen = (parse_methods(methods) if methods
                   else default_eval_methods(store.methods() or [DEFAULT_METHOD]))
-        result = evaluate_methods(store, query_set, chosen, ks=tuple(ks or STORE_KS), full=True,
-                                  seed=seed, resamples=resamples,
-                                  dataset=str(queries_path or DEFAULT_QUERIES),
+        result = evaluate_methods(store, queries, chosen, ks=tuple(ks or STORE_KS), full=True,
+                                  seed=seed, resamples=resamples, dataset=dataset, split=split,
                                   where=parse_where(where))
         with store.writer_lock():
             record_run(store, result)
-    return EvalRun(result, query_set, unknown_words(chosen))
+    return EvalRun(result, queries, unknown_words(chosen))
 
 
 def evaluate_dataset(dataset: Path, split: str = "test", ks: Sequence[int] | None = None,
@@ -188,11 +191,12 @@ def evaluate_answer_run(*, store_path: Path | None = None, dataset: Path | None 
         questions = load_qa_dataset(dataset, split)
         config = ChunkConfig()
         store = Store.open(dataset_store_dir(dataset, config.size, config.overlap), create=True)
-        ingest_and_index(store, [Path(dataset) / "corpus.jsonl"], [ENCODER],
+        # Abstention compares the dense ranking with BM25's.
+        ingest_and_index(store, [Path(dataset) / "corpus.jsonl"], [ENCODER, "bm25"],
                          config=config, progress=progress)
         label = Path(dataset).name
     else:
-        path = answers_path or _bundled(DEFAULT_ANSWERS)
+        path = answers_path or bundled_file(DEFAULT_ANSWERS)
         questions = load_question_file(path, split)
         store = Store.open(store_path)
         label = str(answers_path or DEFAULT_ANSWERS)
@@ -205,13 +209,3 @@ def evaluate_answer_run(*, store_path: Path | None = None, dataset: Path | None 
                                 encoder, dataset=label, split=split, k=k, strict=strict,
                                 abstain=abstain, seed=seed, resamples=resamples,
                                 progress=progress)
-
-
-def _bundled(relative: str) -> Path:
-    here = Path(relative)
-    if here.is_file():
-        return here
-    bundled = Path(__file__).resolve().parents[1] / relative
-    if bundled.is_file():
-        return bundled
-    raise RagminiError(f"no {relative} here; pass the file", param="queries")

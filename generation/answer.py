@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from generation.prompt import Source, build_prompt
 from generation.support import SentenceSupport, score_answer, support_rate
 
 Embed = Callable[[list[str]], np.ndarray]
+# transformers, extractive, llama.cpp (generation/llamacpp.py) or an OpenAI-compatible
+# server (generation/openai_compat.py); the last two are duck-typed to keep imports light.
+AnyGenerator = Generator | ExtractiveGenerator | Any
 
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
@@ -154,10 +158,15 @@ def _streamer(tokenizer, on_text: Callable[[str], None]):
     return Callback(tokenizer, skip_prompt=True, skip_special_tokens=True)
 
 
-def write(question: str, sources: list[Source], generator: Generator | ExtractiveGenerator,
+def write(question: str, sources: list[Source], generator: AnyGenerator,
           sampling: Sampling, embed: Embed | None = None,
           on_text: Callable[[str], None] | None = None) -> Draft:
-    """The generator's text for `question` from `sources`, before any checking."""
+    """The generator's text for `question` from `sources`, before any checking.
+
+    A language model other than transformers' (LlamaCppGenerator,
+    OpenAIGenerator) fits the prompt with `prompt(question, sources, budget)` and
+    writes with `write(prompt, sampling, on_text)`.
+    """
     if isinstance(generator, ExtractiveGenerator):
         if embed is None:
             raise RagminiError("the extractive generator needs the sentence encoder",
@@ -171,13 +180,17 @@ def write(question: str, sources: list[Source], generator: Generator | Extractiv
         raise RagminiError(
             f"max_new_tokens {sampling.max_new_tokens} leaves no room in the "
             f"{generator.context_window}-token window for sources", param="max_new_tokens")
-    prompt = build_prompt(question, sources, generator.tokenizer, chat=generator.chat,
-                          budget=budget)
-    text = generate(generator, prompt.input_ids, sampling, on_text)
-    return Draft(text, prompt.sources, len(prompt.input_ids), prompt.dropped, prompt.truncated)
+    if isinstance(generator, Generator):  # transformers
+        prompt = build_prompt(question, sources, generator.tokenizer, chat=generator.chat,
+                              budget=budget)
+        text = generate(generator, prompt.input_ids, sampling, on_text)
+    else:  # llama.cpp in-process, or an OpenAI-compatible server: same prompt, streamed
+        prompt = generator.prompt(question, sources, budget)
+        text = generator.write(prompt, sampling, on_text)
+    return Draft(text, prompt.sources, prompt.n_tokens, prompt.dropped, prompt.truncated)
 
 
-def answer(question: str, hits, generator: Generator | ExtractiveGenerator,
+def answer(question: str, hits, generator: AnyGenerator,
            sampling: Sampling = Sampling(), *, embed: Embed | None = None, strict: bool = False,
            on_text: Callable[[str], None] | None = None) -> Answer:
     """Answer `question` from `hits` (retrieval.Hit, best first), citing them as [n].

@@ -16,8 +16,9 @@ tokens (numbers, names, acronyms) found nowhere in that source. It was chosen
 over cosine or lexical overlap alone (and over adding a negation feature or
 windows of two source sentences, which did not help) by
 bench/calibrate_support.py on the hand-built pairs of
-eval/data/support_pairs.jsonl, which also fitted the coefficients and the
-thresholds; the figures are in bench/support_calibration.json. No NLI model
+eval/data/support_pairs.jsonl, which also fits the coefficients and the
+thresholds into generation/support_model.json (read here at import); the
+figures are in bench/support_calibration.json. No NLI model
 ships offline, so this is similarity, not entailment: it catches off-topic and
 invented sentences well and wrong numbers or names fairly well, but a fluent
 sentence that reuses a source's words to say something else can still pass,
@@ -34,10 +35,12 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -55,22 +58,50 @@ LABELS = ("supported", "weak", "unsupported")
 #                     acronyms, identifiers like Q4_1) found nowhere in the whole source
 FEATURES = ("cosine", "lexical", "specific_missing")
 
-# Logistic-regression coefficients over FEATURES, fitted by
-# bench/calibrate_support.py on the calibration part of the pairs (scikit-learn
-# LogisticRegression, C=1.0, class_weight="balanced"), kept here as plain
-# numbers so that runtime needs nothing but numpy.
-COEFFICIENTS = (2.855, 4.152, -2.622)
-INTERCEPT = -4.420
+# The fitted model is data, not code: generation/support_model.json, written by
+# `python -m bench.calibrate_support` (a re-calibration is that command, not an edit here):
+#   coefficients, intercept  a logistic regression over FEATURES (scikit-learn
+#     LogisticRegression, C=1.0, class_weight="balanced") fitted on the calibration part
+#     of eval/data/support_pairs.jsonl; at runtime the score needs nothing but numpy
+#   thresholds  (weak_at, supported_at) on that score, chosen on the calibration part:
+#     supported_at the lowest score where "supported" is right >= 90% of the time,
+#     weak_at the score maximising Youden's J
+# The held-back figures (ROC AUC against cosine or lexical overlap alone, the confusion
+# at these thresholds) are in bench/support_calibration.json.
+MODEL_FILE = Path(__file__).with_name("support_model.json")
 
-# (weak_at, supported_at) on that score, chosen on the calibration part (328
-# pairs from 27 documents) by bench/calibrate_support.py:
-#   supported_at 0.766: the lowest score where "supported" is right >= 90% of the
-#     time on calibration (precision 0.907, recall 0.652; 4.7% of negatives pass);
-#   weak_at 0.443: the score maximising Youden's J (only 3.0% of calibration
-#     positives fall below it).
-# On the 164 held-back pairs (14 other documents) the score's ROC AUC is 0.946
-# (cosine alone 0.918, lexical alone 0.923); see bench/support_calibration.json.
-DEFAULT_THRESHOLDS = (0.443, 0.766)
+
+def load_model(path: Path = MODEL_FILE) -> dict:
+    """The fitted support model: {"features", "coefficients", "intercept", "thresholds":
+    {"weak_at", "supported_at"}, ...}, checked against the features this module computes."""
+    fix = ("reinstall ragmini, or write it again with `python -m bench.calibrate_support`")
+    try:
+        model = json.loads(path.read_text(encoding="utf-8"))
+        coefficients = [float(c) for c in model["coefficients"]]
+        intercept = float(model["intercept"])
+        weak_at = float(model["thresholds"]["weak_at"])
+        supported_at = float(model["thresholds"]["supported_at"])
+        features = tuple(model["features"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RagminiError(f"the support model {path} is missing or damaged ({exc}); {fix}") from None
+    if features != FEATURES or len(coefficients) != len(FEATURES):
+        raise RagminiError(f"the support model {path} scores {list(features)} with "
+                           f"{len(coefficients)} coefficients; this ragmini computes "
+                           f"{list(FEATURES)}: {fix}")
+    if not all(map(math.isfinite, [*coefficients, intercept])) \
+            or not 0.0 <= weak_at <= supported_at <= 1.0:
+        raise RagminiError(f"the support model {path} holds numbers no calibration gives "
+                           f"(coefficients {coefficients}, intercept {intercept}, thresholds "
+                           f"{weak_at}, {supported_at}); {fix}")
+    return {**model, "coefficients": coefficients, "intercept": intercept,
+            "thresholds": {"weak_at": weak_at, "supported_at": supported_at}}
+
+
+_MODEL = load_model()
+COEFFICIENTS: tuple[float, ...] = tuple(_MODEL["coefficients"])
+INTERCEPT: float = _MODEL["intercept"]
+DEFAULT_THRESHOLDS: tuple[float, float] = (_MODEL["thresholds"]["weak_at"],
+                                           _MODEL["thresholds"]["supported_at"])
 
 MIN_WORDS = 3  # answer sentences with fewer words are not claims; they are skipped
 
@@ -111,6 +142,12 @@ def split_sentences(text: str) -> list[str]:
         ['BM25 uses b, e.g. 0.75.', 'It saturates. [1]', 'A list item']
     """
     return [unit for unit, _heading in _units(text)]
+
+
+def sentence_units(text: str) -> list[tuple[str, bool]]:
+    """(sentence, is_heading) pairs of `text`, in order: `split_sentences` with
+    each heading marked, for callers that must not take a title for a sentence."""
+    return _units(text)
 
 
 def _units(text: str) -> list[tuple[str, bool]]:

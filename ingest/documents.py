@@ -2,7 +2,7 @@
 
 - PDF: pypdfium2 (PDFium, the engine of Chrome's viewer), chosen over pypdf and
   pdfplumber by `bench/extract.py` on groff-rendered man pages whose true text is
-  known (README "Documents: PDF, DOCX, EPUB, ODT"). Each page's text is kept with
+  known (docs/performance.md "Document extraction"). Each page's text is kept with
   its page number, running headers and footers (a line, digits masked, that opens
   or closes at least half the pages, both of two) and bare page numbers are
   dropped, and words hyphenated across a line break are joined.

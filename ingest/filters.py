@@ -28,7 +28,7 @@ OPS = ("!=", ">=", "<=", "=", "<", ">", "~")  # two-character operators first
 ORDERED = {"<", "<=", ">", ">="}
 _EXPR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(!=|>=|<=|=|<|>|~)\s*(.*?)\s*$", re.S)
 _GLOB = re.compile(r"[*?\[]")
-EXAMPLES = "e.g. --where 'type=md' --where 'source=notes/**' --where 'modified>=2026-01-01'"
+EXAMPLES = "e.g. type=md, source=notes/**, modified>=2026-01-01"
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,12 @@ class Loaded:
     seen_files: list[str] = field(default_factory=list)
 
 
-def discover(paths: list[Path], follow_links: bool = False, progress: bool = False
-             ) -> tuple[list[tuple[Path, Path]], list[Skipped]]:
+def discover(paths: list[Path], follow_links: bool = False, progress: bool = False,
+             id_root: Path | None = None) -> tuple[list[tuple[Path, Path]], list[Skipped]]:
     """Expand folders (recursively, sorted) into (file, root) pairs of supported types.
+    A doc id is the file's path relative to its root: the folder given, or for a
+    file given alone its own folder, or `id_root` when the file lies under it (an
+    upload is `uploads/NAME` relative to its store, ingest.identity).
 
     What each entry is comes from lstat, before anything is opened: only
     regular files (and, with follow_links, links to them) are returned; a
@@ -95,7 +98,8 @@ def discover(paths: list[Path], follow_links: bool = False, progress: bool = Fal
             given = Path(given)
             kind = _kind(given, follow_links)
             if kind == "file":
-                found.append((given, given.parent))
+                under = id_root is not None and given.is_relative_to(id_root)
+                found.append((given, id_root if under else given.parent))
                 bar.update()
             elif kind == "dir":
                 _walk(given, follow_links, found, skipped, bar)
@@ -197,8 +201,10 @@ def _dir_key(st: os.stat_result) -> tuple[int, int]:
 def load_paths(
     paths: list[Path], *, max_bytes: int = DEFAULT_MAX_BYTES, follow_links: bool = False,
     progress: bool = False, extract_timeout: float = EXTRACT_TIMEOUT_S,
+    id_root: Path | None = None,
 ) -> Loaded:
-    """Read every supported file under `paths` into documents.
+    """Read every supported file under `paths` into documents (`id_root`: see
+    `discover`).
 
     Example:
         >>> loaded = load_paths([Path("corpus")])
@@ -207,7 +213,8 @@ def load_paths(
     """
     from tqdm import tqdm
 
-    files, skipped = discover(paths, follow_links=follow_links, progress=progress)
+    files, skipped = discover(paths, follow_links=follow_links, progress=progress,
+                              id_root=id_root)
     result = Loaded(skipped=list(skipped))
     with Extractor(extract_timeout) as extractor:
         for path, root in tqdm(files, desc="reading", unit="file",

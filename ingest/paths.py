@@ -59,6 +59,13 @@ def stored_path(path: str | os.PathLike | bytes) -> str:
     return encode_source(os.path.realpath(path))  # never raises, even on a link loop
 
 
+def files_of(source: str) -> list[str]:
+    """The stored files `source` may come from, longest first: itself, or the part
+    before a "#" (feed items and jsonl lines are "path#id", and a file name may
+    hold "#" too)."""
+    return [source] + [source[:i] for i in range(len(source) - 1, 0, -1) if source[i] == "#"]
+
+
 def decode_source(stored: str) -> str:
     """The real path (undecodable bytes as surrogate escapes) of a stored source."""
     def unescape(match: re.Match) -> str:

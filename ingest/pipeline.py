@@ -12,6 +12,7 @@ from ingest.chunk import Chunk, ChunkConfig, Chunker, load_tokenizer, locate
 from ingest.documents import EXTRACT_TIMEOUT_S
 from ingest.load import DEFAULT_MAX_BYTES, Document, Skipped, load_paths
 from ingest.paths import decode_source, stored_path
+from ingest.paths import files_of as _files_of  # (tests import it from here)
 from ingest.store import Store
 from core.errors import RagminiError
 
@@ -51,6 +52,7 @@ def ingest_paths(
     progress: bool = True,
     extract_timeout: float = EXTRACT_TIMEOUT_S,
     split: Splitter | None = None,
+    id_root: Path | None = None,
 ) -> IngestReport:
     """Bring the store's documents and chunks up to date with `paths`.
 
@@ -59,6 +61,7 @@ def ingest_paths(
     under a given folder is gone are removed. Embedding is retrieval's job
     (`retrieval.update_indexes`), run after this. `split` chunks the documents
     (default `split_documents`, here; `retrieval.ray_engine` runs it on Ray).
+    `id_root`: files given alone under it get ids relative to it (`load.discover`).
     """
     stored_config = store.chunk_config()
     wanted = asdict(config)
@@ -71,7 +74,7 @@ def ingest_paths(
 
     report = IngestReport()
     loaded = load_paths(paths, max_bytes=max_bytes, follow_links=follow_links, progress=progress,
-                        extract_timeout=extract_timeout)
+                        extract_timeout=extract_timeout, id_root=id_root)
     report.skipped.extend(loaded.skipped)
     stored = store.documents()
 
@@ -129,13 +132,6 @@ def split_documents(documents: list[Document], config: ChunkConfig, progress: bo
     for doc in tqdm(documents, desc="chunking", unit="doc", disable=not progress or None,
                     leave=False):
         yield locate(chunker.split(doc.text), doc.locations, doc.location_kind)
-
-
-def _files_of(source: str) -> list[str]:
-    """The stored files `source` may come from, longest first: itself, or the part
-    before a "#" (feed items and jsonl lines are "path#id", and a file name may
-    hold "#" too)."""
-    return [source] + [source[:i] for i in range(len(source) - 1, 0, -1) if source[i] == "#"]
 
 
 def _under(file: str, targets: list[str], exact: bool = False) -> bool:

@@ -182,23 +182,6 @@ _CHUNK_ROW = ("SELECT c.id, d.doc_id, d.source, d.title, c.position, c.text, c.s
               "FROM chunks c JOIN documents d ON d.id = c.document ")
 
 
-def stitch(chunks: Sequence[ChunkRow]) -> str:
-    """A document's text rebuilt from its chunks (reading order): each chunk's text is
-    the document's characters start..end, so overlaps are dropped by offset and a gap
-    between two chunks (text no chunk kept) becomes a blank line."""
-    parts: list[str] = []
-    end = None
-    for c in chunks:
-        if end is None or c.start >= end:
-            if parts:
-                parts.append("\n\n")
-            parts.append(c.text)
-        elif c.end > end:
-            parts.append(c.text[end - c.start:])
-        end = c.end if end is None else max(end, c.end)
-    return "".join(parts)
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -361,6 +344,12 @@ class Store:
                                "deleted_gen IS NULL ORDER BY source", [doc_id])
         return [r[0] for r in rows]
 
+    def document_chunks(self, source: str) -> list[ChunkRow]:
+        """The live chunks of the live document from `source`, in document order."""
+        rows = self.db.execute(_CHUNK_ROW + "WHERE d.source = ? AND d.deleted_gen IS NULL "
+                               "AND c.deleted_gen IS NULL ORDER BY c.position", [source])
+        return [ChunkRow(*r) for r in rows]
+
     def replace_documents(
         self,
         new: Sequence[tuple[object, str, Sequence[object]]],
@@ -432,7 +421,12 @@ class Store:
         """Keys a filter may name: the built-in ones and every stored one."""
         from ingest.metadata import BUILTIN
 
-        stored = [r[0] for r in self.db.execute("SELECT DISTINCT key FROM doc_meta ORDER BY key")]
+        # Key by key along the (key, value) index: a read per distinct key, where
+        # SELECT DISTINCT would read every metadata row of the collection.
+        stored = [r[0] for r in self.db.execute(
+            "WITH RECURSIVE k(key) AS (SELECT min(key) FROM doc_meta UNION ALL "
+            "SELECT (SELECT min(key) FROM doc_meta WHERE key > k.key) FROM k "
+            "WHERE k.key IS NOT NULL) SELECT key FROM k WHERE key IS NOT NULL")]
         return list(dict.fromkeys([*BUILTIN, *stored]))
 
     def select_chunks(self, where) -> np.ndarray:
@@ -441,11 +435,14 @@ class Store:
         from ingest.filters import Selection, where_sql
 
         clause, args = where_sql(where, self.metadata_keys())
+        # Documents first (CROSS JOIN fixes the loop order): the condition is tested
+        # once per document, and only the kept documents' chunks are read, through
+        # chunks_document. Ordered by chunk id, SQLite would walk every chunk instead.
         rows = self.db.execute(
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document "
-            f"WHERE {clause} ORDER BY c.id", args).fetchall()
-        return Selection.of(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-                            where)
+            "SELECT c.id FROM documents d CROSS JOIN chunks c ON c.document = d.id "
+            f"WHERE {clause}", args).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return Selection.of(np.sort(ids), where)
 
     def chunk_documents(self, chunk_ids: Sequence[int]) -> dict[int, tuple]:
         """{chunk id: (document row id, doc_id, source, title, {key: [(value, number)]})}
@@ -546,12 +543,6 @@ class Store:
                 return
             yield [ChunkRow(*r) for r in rows]
             last = rows[-1][0]
-
-    def document_chunks(self, source: str) -> list[ChunkRow]:
-        """The live chunks of the document stored from `source`, in reading order."""
-        rows = self.db.execute(_CHUNK_ROW + "WHERE d.source = ? AND d.deleted_gen IS NULL "
-                               "AND c.deleted_gen IS NULL ORDER BY c.position", [source])
-        return [ChunkRow(*r) for r in rows]
 
     def chunk_context(self, chunk_id: int, neighbours: int = 1) -> tuple[ChunkRow, list[ChunkRow]] | None:
         """A chunk and the chunks around it in its document (`neighbours` each side,

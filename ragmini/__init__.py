@@ -21,10 +21,12 @@ __version__ = "0.1.0"
 
 # Re-exported lazily from ragmini.api: `import ragmini` imports nothing else.
 _API = (
-    "open", "Store", "evaluate", "evaluate_answers", "tune", "history", "build_dataset",
+    "open", "Store", "evaluate", "evaluate_answers", "evaluate_conversations", "tune",
+    "history", "build_dataset",
     "neighbors", "analogy", "similarity", "tokens", "generate",
     "SearchResult", "CompareResult", "Answer", "IngestResult", "Removal", "Reindexed",
     "Methods", "Status", "EvalReport", "EvalSweep", "AnswerEvalReport", "EvalHistory",
+    "ConversationReport",
     "DatasetBuild", "DocumentList", "DocumentText", "ChunkContext",
     "Neighbors", "Analogy", "Similarity", "Tokens", "Generation", "CorpusMap",
     "RagminiError", "StoreError", "QueryError", "NotFound", "IndexStale", "ModelUnavailable",
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
         AnswerEvalReport,
         ChunkContext,
         CompareResult,
+        ConversationReport,
         CorpusMap,
         DatasetBuild,
         DocumentList,
@@ -66,6 +69,7 @@ if TYPE_CHECKING:
         build_dataset,
         evaluate,
         evaluate_answers,
+        evaluate_conversations,
         generate,
         history,
         neighbors,

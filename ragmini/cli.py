@@ -27,7 +27,7 @@ METHOD_HELP = D.METHOD_HELP
 # Library messages name parameters; a user of the CLI reads its flags.
 FLAGS = {"k": "-k", "temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
          "max_new_tokens": "--max-new-tokens", "no_repeat_ngram": "--no-repeat-ngram",
-         "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "queries": "--queries",
+         "chunk_size": "--chunk-size", "overlap": "--overlap", "generator": "--generator", "base_url": "--base-url", "queries": "--queries",
          "methods": "--methods", "where": "--where", "tune": "--tune"}
 
 
@@ -124,8 +124,13 @@ def ingest(paths, store, methods, chunk_size, overlap, index_type, encoder, vect
         click.echo(f"skipped {path}: {reason}", err=True)
     for n in done.notes:
         click.echo(f"note: {n}", err=True)
+    # Chunks, not chunk x method vectors: each method embeds the same new chunks.
+    chunks_embedded = max((r.embedded for r in done.methods), default=0)
+    by = [r.method for r in done.methods if r.embedded]
     click.echo(f"{report.new} new, {report.changed} changed, {report.removed} removed, "
-               f"{report.unchanged} unchanged; {done.embedded} chunks embedded")
+               f"{report.unchanged} unchanged; {chunks_embedded} "
+               f"chunk{'' if chunks_embedded == 1 else 's'} embedded"
+               + (f" (by {', '.join(by)})" if len(by) > 1 else ""))
     for r in done.methods:
         empty = f", {r.empty} chunks with no known word left out" if r.empty else ""
         click.echo(f"  {r.method:<9} {r.n_vectors} vectors in {r.seconds:.1f}s{empty}")
@@ -171,6 +176,8 @@ def search(query, method, k, where, store, as_json):
     if as_json:
         _emit(found.to_dict())
         return
+    if found.reason:  # found nothing: say why, and fail as a script expects
+        raise RagminiError(found.reason)
     if found.where and not found.hits:
         click.echo(f"no chunk of a document matching {' and '.join(found.where)} matches "
                    "the query", err=True)
@@ -196,9 +203,13 @@ def _snippet(text: str, width: int = 160) -> str:
 @click.argument("question")
 @click.option("--method", default=D.METHOD, show_default=True, help=METHOD_HELP)
 @click.option("-k", "k", default=D.ASK_K, show_default=True, help="Chunks given to the generator.")
-@click.option("--generator", default=D.GENERATOR, show_default=True,
-              help="Hugging Face id, local model folder, 'smollm2' (packaged), or 'extractive' "
-                   "(no language model: the sources' best sentences).")
+@click.option("--generator", default=None, show_default="extractive, or $RAGMINI_GENERATOR",
+              help="'extractive' (no language model: the sources' best sentences), 'smollm2' "
+                   "(the packaged model, on llama.cpp), 'openai:MODEL' (an OpenAI-compatible "
+                   "server, see --base-url), a Hugging Face id or a local model folder.")
+@click.option("--base-url", default=None,
+              help="The OpenAI-compatible server of an openai:MODEL generator "
+                   "(default: $OPENAI_BASE_URL), e.g. http://127.0.0.1:11434/v1 for Ollama.")
 @click.option("--temperature", default=D.SAMPLING.temperature, show_default=True,
               help="0 is greedy decoding.")
 @click.option("--top-p", default=D.SAMPLING.top_p, show_default=True)
@@ -221,8 +232,9 @@ def _snippet(text: str, width: int = 160) -> str:
 @_where_option
 @_store_option
 @_json_option
-def ask(question, method, k, generator, temperature, top_p, top_k, max_new_tokens, seed,
-        no_repeat_ngram, allow_download, no_fallback, strict, abstain, where, store, as_json):
+def ask(question, method, k, generator, base_url, temperature, top_p, top_k, max_new_tokens,
+        seed, no_repeat_ngram, allow_download, no_fallback, strict, abstain, where, store,
+        as_json):
     """Answer QUESTION from the store's top-k chunks, citing them as [n].
 
     Each sentence of the answer is checked against the sources it cites and
@@ -241,7 +253,8 @@ def ask(question, method, k, generator, temperature, top_p, top_k, max_new_token
                       abstain=abstain, temperature=temperature, top_p=top_p, top_k=top_k,
                       max_new_tokens=max_new_tokens, seed=seed,
                       no_repeat_ngram=no_repeat_ngram, where=list(where),
-                      allow_download=allow_download, fallback=not no_fallback)
+                      allow_download=allow_download, fallback=not no_fallback,
+                      base_url=base_url)
     _note_behind(method, done.behind)
     if done.fallback_from:
         click.echo(f"note: generator '{done.fallback_from}' is not available offline; using "
@@ -390,20 +403,25 @@ def _print_status(report, repaired: bool) -> None:
 @click.option("--preload", is_flag=True, help="Load the models before the first request.")
 @click.option("--max-upload-mb", default=20.0, show_default=True, help="Largest upload a file.")
 @click.option("--cors-origin", default=None, help="Allow this browser origin (CORS is off).")
-def serve(store, host, port, token, preload, max_upload_mb, cors_origin):
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests for this Host name (repeatable; loopback names "
+                   "and the bound address are allowed, anything else is refused).")
+def serve(store, host, port, token, preload, max_upload_mb, cors_origin, allow_hosts):
     """Serve the HTTP API and the web page for the store.
 
     \b
-    The page is at http://HOST:PORT/, the API under /api/, its docs at /docs.
+    The page is at http://HOST:PORT/, the API under /api/, its docs at /docs, the
+    OpenAI-compatible endpoint under /v1/ and the MCP server at /mcp.
     Example:
       ragmini serve --preload
-      RAGMINI_TOKEN=secret ragmini serve --host 0.0.0.0
+      RAGMINI_TOKEN=secret ragmini serve --host 0.0.0.0 --allow-host myhost.lan
     """
     import ipaddress
 
     import uvicorn
 
     from ragmini.server.app import Settings, create_app
+    from ragmini.server.guard import http_protocol
 
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -414,14 +432,16 @@ def serve(store, host, port, token, preload, max_upload_mb, cors_origin):
                            "it could read and change the store; pass --token (or set "
                            "RAGMINI_TOKEN), or bind 127.0.0.1")
     ragmini.open(store).methods()  # a missing store fails here, in one line
-    settings = Settings(Path(store), token or None, int(max_upload_mb * 2**20), cors_origin)
+    settings = Settings(Path(store), token or None, int(max_upload_mb * 2**20), cors_origin,
+                        host, tuple(allow_hosts))
     app = create_app(settings, preload=preload)
     click.echo(f"ragmini serving {store} on http://{host}:{port}/ (API docs at /docs; "
                "Ctrl-C stops)", err=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=http_protocol())
     finally:
-        app.state.engine.close()
+        app.state.jobs.close()
+        app.state.store.close()
 
 
 @cli.command()
@@ -497,11 +517,13 @@ def datasets_build(name, out, packages, no_update, work, no_progress, as_json):
 
 
 def _register_groups() -> None:
+    from ragmini.chat_cli import chat
     from ragmini.eval_cli import eval_group
     from ragmini.explore_cli import explore
 
     cli.add_command(eval_group)
     cli.add_command(explore)
+    cli.add_command(chat)
 
 
 _register_groups()

@@ -19,7 +19,8 @@ from ragmini.clitools import store_option as _store_option
 @click.group("eval", cls=DefaultGroup, default="run", default_if_no_args=True)
 def eval_group() -> None:
     """Compare retrieval methods on labelled queries (`eval run`, the default), compare
-    answers (`eval answers`), and list past runs (`eval history`)."""
+    answers (`eval answers`), score follow-up retrieval (`eval conversations`), and list
+    past runs (`eval history`)."""
 
 
 @eval_group.command("run")
@@ -158,6 +159,37 @@ def eval_answers(dataset, answers_path, generators, split, limit, k, strict, abs
     click.echo(result.table())
     if report_dir:
         click.echo(f"report written to {report_dir}")
+
+
+@eval_group.command("conversations")
+@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="A folder with corpus.jsonl (BEIR) and conversations.jsonl; its corpus gets "
+                   "a cached store of its own.")
+@click.option("--methods", default=D.METHOD, show_default=True,
+              help="Comma-separated retrieval methods (the first one's figures head --json).")
+@click.option("--split", default="test", show_default=True, help="dev, test or all.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--resamples", default=10_000, show_default=True)
+@click.option("--no-progress", is_flag=True)
+@_json_option
+def eval_conversations(dataset, methods, split, seed, resamples, no_progress, as_json):
+    """Retrieval for the last turn of each conversation three ways: the follow-up
+    alone, made standalone from the history (the rule ask uses), and the
+    hand-written rewrite (the ceiling); recall@5, recall@10, MRR@10 and paired tests.
+
+    \b
+    Examples:
+      ragmini eval conversations --dataset data/followups
+      ragmini eval conversations --dataset data/followups --split dev --methods sbert,hybrid
+    """
+    found = ragmini.evaluate_conversations(dataset, methods=_methods(methods) or [],
+                                           split=split, seed=seed, resamples=resamples,
+                                           progress=not no_progress and not as_json)
+    if as_json:
+        _emit(found.to_dict())
+        return
+    click.echo(found.table())
+    click.echo("")
 
 
 @eval_group.command("history")

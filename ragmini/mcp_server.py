@@ -100,9 +100,10 @@ def create_server(store: ragmini.Store, allow_write: Sequence[Path] = ()) -> MCP
         question: Annotated[str, Field(description="A question the documents may answer.")],
         k: Annotated[int, Field(ge=1, le=20, description="Passages the answer is written "
                                                          "from.")] = D.ASK_K,
-        generator: Annotated[str, Field(description=(
+        generator: Annotated[str | None, Field(description=(
             "Who writes: 'extractive' (the sources' own sentences), 'smollm2' (the "
-            "packaged model), or a configured OpenAI-compatible model."))] = D.GENERATOR,
+            "packaged model), or a configured OpenAI-compatible model; null: the "
+            "server's default."))] = D.GENERATOR,
         strict: Annotated[bool, Field(description=(
             "Drop sentences the sources do not support."))] = D.STRICT,
         where: Annotated[list[str], Field(description="Answer only from documents "

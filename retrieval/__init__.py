@@ -15,6 +15,7 @@ from retrieval.contract import (
 from retrieval.indexing import rebuild_index, reindex, update_index, update_indexes
 from retrieval.ingesting import IngestResult, ingest_and_index, remove_and_index
 from retrieval.methods import get_embedder, get_method, names, open_searcher, parse_methods
+from retrieval.searchers import find, open_cached
 from retrieval.status import StoreStatus, check_store, repair
 
 __all__ = [
@@ -27,11 +28,13 @@ __all__ = [
     "Searcher",
     "StoreStatus",
     "check_store",
+    "find",
     "get_embedder",
     "get_method",
     "ingest_and_index",
     "names",
     "l2_normalize",
+    "open_cached",
     "open_searcher",
     "parse_methods",
     "passage_text",

@@ -10,6 +10,7 @@ params.index.json), plus ``chunk_ids.npy`` mapping its rows to chunk ids.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import IndexStale, QueryError
+from core.errors import IndexStale, NoMatch
 from ingest.store import Store
 from retrieval.contract import (
     Hit,
@@ -182,7 +183,16 @@ class Bm25Searcher:
         self.store = store
         self.params = params
         self.behind = store.generation - params.store_generation
-        self._stemmer = _stemmer()
+        # A Stemmer must not be called from two threads at once, and a searcher may
+        # be shared by several (retrieval/searchers.py): one stemmer per thread.
+        self._stemmers = threading.local()
+
+    @property
+    def _stemmer(self):
+        stemmer = getattr(self._stemmers, "stemmer", None)
+        if stemmer is None:
+            stemmer = self._stemmers.stemmer = _stemmer()
+        return stemmer
 
     def search(self, queries: list[str], k: int = 5, allowed: np.ndarray | None = None
                ) -> list[list[Hit]]:
@@ -202,12 +212,14 @@ class Bm25Searcher:
         tokens = [[t for t in q if t in vocab] for q in tokens]
         for q, t in zip(queries, tokens):
             if not t:
-                raise QueryError(f"no word of '{q[:80]}' occurs in the corpus (bm25 matches "
-                                 "words exactly); rephrase, or use the sbert method",
-                                 param="query")
+                raise NoMatch(f"no word of '{q[:80]}' occurs in the corpus (bm25 matches "
+                              "words exactly); rephrase, or use the sbert method",
+                              param="query")
         k = min(k, len(self.ids))
+        # n_threads=0 scores in this thread; any other number starts a thread pool
+        # on every call (most of a search's time on a small collection).
         rows, scores = self.bm25.retrieve(
-            tokens, k=k, show_progress=False, n_threads=1,
+            tokens, k=k, show_progress=False, n_threads=0,
             weight_mask=None if mask is None else mask.astype(np.float32))
         chunk_ids = self.ids[rows]
         # bm25s returns k rows even when fewer chunks match; a zero score is no match.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import IndexStale, QueryError, RagminiError
+from core.errors import IndexStale, NoMatch, RagminiError
 from ingest.store import Store
 from retrieval.contract import (
     MAX_QUERY_CHARS,
@@ -228,10 +228,14 @@ class DenseSearcher:
                              f"run `ragmini ingest PATH --methods {name}`")
         # An index may be behind the store (an ingest is running, or was killed):
         # its chunk rows are kept until every index has caught up, so it still
-        # answers for the state it was built from, never a mix.
-        if params.store_generation > store.generation or (
-            params.n_vectors != store.vector_counts(name, params.store_generation)[0]
-        ):
+        # answers for the state it was built from, never a mix. What is checked here
+        # costs the same at any size (two small rows): the only write that takes
+        # vectors from under a committed index is a model change (register_method
+        # drops the old model's vectors), which the methods row shows. `ragmini
+        # status` compares the exact id sets.
+        info = store.method_info(name)
+        if params.store_generation > store.generation or info is None or (
+                info["model"], info["dim"]) != (params.model, params.dim):
             raise IndexStale(f"the '{name}' index does not match the store; "
                              "run `ragmini status --repair`")
         self.store = store
@@ -257,8 +261,8 @@ class DenseSearcher:
         empty = ~vectors.any(axis=1)
         if empty.any():
             q = queries[int(np.argmax(empty))]
-            raise QueryError(f"none of the words in '{q[:80]}' are in the {self.method} "
-                             "vocabulary; rephrase, or use the sbert method", param="query")
+            raise NoMatch(f"none of the words in '{q[:80]}' are in the {self.method} "
+                          "vocabulary; rephrase, or use the sbert method", param="query")
         if self.params.n_vectors == 0:
             return [[] for _ in queries]
         scores, ids = self.vectors.search(vectors, k, allowed)

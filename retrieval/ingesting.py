@@ -10,9 +10,10 @@ the stages themselves never call it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from core.errors import RagminiError
 from ingest.chunk import ChunkConfig
@@ -142,3 +143,94 @@ def remove_and_index(store: Store, paths: list[Path] = (), sources: list[str] = 
             raise RagminiError(f"no stored document comes from {what}")
         update_indexes(store, progress=False)
     return removed
+
+
+def remove_document(store: Store, doc_id: str, source: str | None = None) -> list[str]:
+    """Remove the one document `doc_id` names (or, when several share the id, the one
+    from `source`; ingest.identity.resolve_source refuses otherwise), rebuild the
+    indexes, and delete its file when it was an upload. The removed sources."""
+    from ingest.identity import discard_upload_files, resolve_source
+
+    removed = remove_and_index(store, sources=[resolve_source(store, doc_id, source)])
+    discard_upload_files(store, removed)
+    return removed
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What became of one uploaded file. status: ingested (a new document), replaced
+    (an earlier upload of the same name, now this file), unchanged (the same bytes
+    again), skipped (ingest could not read it; nothing kept) or rejected (not a type
+    ingest reads, or no usable name)."""
+
+    file: str | None  # the name the client sent
+    status: str
+    doc_id: str | None = None  # what DELETE /api/documents/{doc_id} takes
+    stored_as: str | None = None  # its file under the store's uploads/ folder
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        out = {"file": self.file, "status": self.status, "doc_id": self.doc_id,
+               "stored_as": self.stored_as}
+        return out | ({"reason": self.reason} if self.reason else {})
+
+
+@dataclass(frozen=True)
+class UploadsResult:
+    files: tuple[UploadResult, ...]
+    documents: int
+    chunks: int
+
+    def to_dict(self) -> dict:
+        return {"files": [f.to_dict() for f in self.files], "documents": self.documents,
+                "chunks": self.chunks}
+
+
+def ingest_uploads(store: Store, uploads: Sequence[tuple[str | None, BinaryIO]],
+                   methods: Iterable[str] = (), progress: bool = False,
+                   max_bytes: int | None = None) -> UploadsResult:
+    """Save uploaded (name, bytes) pairs in the store's uploads/ folder, ingest and
+    index them (into `methods`, default the store's own), and say per file what
+    became of it. Ids follow ingest.identity: `uploads/NAME`, never one another
+    source holds; a name uploaded again replaces that upload. A file ingest cannot
+    read is not kept (an earlier upload of its name stays as it was). `max_bytes`:
+    the largest file ingest reads (the front end's own upload limit)."""
+    from ingest.identity import save_upload, settle_upload, upload_target
+    from ingest.load import SUPPORTED_SUFFIXES
+    from ingest.paths import decode_source, stored_path
+    from retrieval.methods import DEFAULT_INGEST
+
+    results: dict[int, UploadResult] = {}
+    targets: dict[int, object] = {}
+    for i, (filename, stream) in enumerate(uploads):
+        target = upload_target(store, filename or "")
+        if target is None or target.path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            results[i] = UploadResult(filename, "rejected", reason="not a type ingest reads ("
+                                      + ", ".join(sorted(SUPPORTED_SUFFIXES)) + ")")
+        elif any(t.path == target.path for t in targets.values()):
+            results[i] = UploadResult(filename, "rejected", reason="another file of this "
+                                      "upload has the same name")
+        else:
+            save_upload(target, stream)
+            targets[i] = target
+    if targets:
+        before = {s: d.content_hash for s, d in store.documents().items()}
+        done = ingest_and_index(store, [t.path for t in targets.values()],
+                                list(methods) or store.methods() or list(DEFAULT_INGEST),
+                                progress=progress, require_documents=False,
+                                id_root=store.root,
+                                **({"max_bytes": max_bytes} if max_bytes else {}))
+        skipped = {stored_path(decode_source(s.path)): s.reason for s in done.report.skipped}
+        after = {s: d.content_hash for s, d in store.documents().items()}
+        for i, target in targets.items():
+            source = stored_path(target.path)
+            reason = skipped.get(source)
+            settle_upload(target, stored=reason is None)
+            if reason is not None:
+                results[i] = UploadResult(target.filename, "skipped", reason=reason)
+                continue
+            status = ("ingested" if source not in before else
+                      "unchanged" if before[source] == after.get(source) else "replaced")
+            results[i] = UploadResult(target.filename, status, target.doc_id, target.path.name)
+    return UploadsResult(tuple(results[i] for i in range(len(uploads))),
+                         store.count("documents"), store.count("chunks"))

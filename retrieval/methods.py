@@ -63,7 +63,7 @@ def _w2v_sif(store: Store) -> Embedder:
 
 # How new sbert vectors are made unless `ingest --encoder` says otherwise: MiniLM in
 # ONNX Runtime with int8 weights. bench/encoders.py measured it against the torch
-# encoder on the man-page chunks and test split (README "Encoders").
+# encoder on the man-page chunks and test split (docs/performance.md "Encoders").
 DEFAULT_ENCODER = ONNX_INT8
 
 
@@ -136,7 +136,7 @@ class Fusion:
 
 # The default hybrid: equal weights on z-scored scores, the setting whose worst margin
 # over the better part alone, across the dev sets of the man pages, the FAQ and the
-# bundled queries, is largest (bench/fusion.py; README "Fusion that does not lose").
+# bundled queries, is largest (bench/fusion.py; docs/evaluation.md "Fusion that does not lose").
 FUSIONS: dict[str, Fusion] = {
     "hybrid": Fusion(("bm25", "sbert"), FusionParams("convex", (0.5, 0.5), "zscore")),
     "hybrid-rrf": Fusion(("bm25", "sbert"), FusionParams("rrf", (1.0, 1.0)), tunable=False),
@@ -165,6 +165,8 @@ def names() -> tuple[str, ...]:
 
 
 DEFAULT_METHOD = "sbert"  # what search and ask rank by unless told otherwise
+DEFAULT_K = 5  # how many chunks search shows unless told otherwise
+DEFAULT_FUSION = "hybrid"  # the fusion offered first (compare's third column)
 # The sentence encoder that judges answers: support scores, extractive picks and the
 # abstention model (calibrated on its scores) all read it.
 ENCODER = "sbert"
@@ -317,3 +319,52 @@ def index_generation(searcher: Searcher, store: Store) -> int:
         return min(index_generation(p, store) for p in parts)
     built = getattr(getattr(searcher, "params", None), "store_generation", None)
     return built if isinstance(built, int) else store.generation - searcher.behind
+
+
+def default_compare_methods(indexed: Iterable[str]) -> list[str]:
+    """What compare lines up unless told: the default dense method, the other part of
+    the default fusion (the lexical one), and that fusion, as far as the store has
+    them; topped up from `default_eval_methods` to at least two."""
+    indexed = list(indexed)
+    fusion = FUSIONS[DEFAULT_FUSION]
+    wanted = [DEFAULT_METHOD, *(p for p in fusion.parts if p != DEFAULT_METHOD)]
+    chosen = [m for m in wanted if m in indexed]
+    if set(fusion.parts) <= set(indexed):
+        chosen.append(DEFAULT_FUSION)
+    for m in default_eval_methods(indexed):
+        if len(chosen) >= 2:
+            break
+        if m not in chosen:
+            chosen.append(m)
+    return chosen
+
+
+@dataclass(frozen=True)
+class MethodCatalogue:
+    """What a front end offers for one store: its indexed methods (registry order),
+    every fusion with whether the store has its parts, and the defaults."""
+
+    methods: tuple[str, ...]
+    fusions: tuple[tuple[str, tuple[str, str], bool], ...]  # (name, parts, available)
+    default_method: str
+    default_k: int
+    compare: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"methods": list(self.methods),
+                "fusions": [{"name": n, "parts": list(p), "available": a}
+                            for n, p, a in self.fusions],
+                "defaults": {"method": self.default_method, "k": self.default_k,
+                             "compare": list(self.compare)}}
+
+
+def catalogue(indexed: Iterable[str]) -> MethodCatalogue:
+    """The methods and defaults for a store whose indexed methods are `indexed`
+    (`Store.methods()`). The default method is DEFAULT_METHOD when indexed, else
+    the store's first."""
+    have = set(indexed)
+    methods = tuple(m for m in INDEXED if m in have)
+    fusions = tuple((name, f.parts, set(f.parts) <= have) for name, f in FUSIONS.items())
+    default = DEFAULT_METHOD if DEFAULT_METHOD in have or not methods else methods[0]
+    return MethodCatalogue(methods, fusions, default, DEFAULT_K,
+                           tuple(default_compare_methods(methods)))

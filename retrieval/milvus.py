@@ -29,6 +29,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -83,7 +84,11 @@ def release(store: Store | Path) -> None:
     """Close this process's hold on a store's Milvus Lite folder (a Store or its
     folder), so another process may open it; a process otherwise holds it until
     it exits."""
-    path = (store.root if isinstance(store, Store) else Path(store)) / LITE_FOLDER
+    root = store.root if isinstance(store, Store) else Path(store)
+    path = root / LITE_FOLDER
+    searchers = sys.modules.get("retrieval.searchers")
+    if searchers is not None:
+        searchers.forget(root)  # they hold the client closed here
     client = CLIENTS.pop(str(path))
     if client is not None:
         from milvus_lite.server_manager import server_manager_instance

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import IndexStale, QueryError
+from core.errors import IndexStale, NoMatch
 from ingest.store import Store
 from retrieval.contract import (
     MAX_QUERY_CHARS,
@@ -262,6 +262,6 @@ class TfidfSearcher:
 
     @staticmethod
     def _no_words(query: str):
-        raise QueryError(f"no word of '{query[:80]}' occurs in the corpus (tfidf matches "
-                         "words exactly and skips common words); rephrase, or use the "
-                         "sbert method", param="query")
+        raise NoMatch(f"no word of '{query[:80]}' occurs in the corpus (tfidf matches "
+                      "words exactly and skips common words); rephrase, or use the "
+                      "sbert method", param="query")

@@ -155,3 +155,25 @@ def smollm2():
     from generation.models import load_generator
 
     return load_generator("smollm2")
+
+
+@pytest.fixture(scope="session")
+def smollm2_torch():
+    from generation.models import load_generator
+
+    return load_generator("smollm2-torch")
+
+
+LLAMA_SERVER_KEY = "ragmini-test-key"
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """llama.cpp's OpenAI-compatible server on the packaged SmolLM2 GGUF, on a free
+    loopback port, requiring the API key LLAMA_SERVER_KEY; stopped when the
+    session ends (and, should the run be killed, when this process dies)."""
+    from core.models import smollm2_gguf
+    from generation.llama_server import llama_server as serve
+
+    with serve(smollm2_gguf(), alias="smollm2", api_key=LLAMA_SERVER_KEY) as server:
+        yield server

@@ -120,7 +120,8 @@ def test_eval_json_contract(capsys, corpus_store_path):
 @pytest.mark.slow
 def test_ask_json_contract(capsys, corpus_store_path, smollm2):
     code, out, err = run_cli(capsys, "ask", "What does BM25 do?", "--store",
-                             str(corpus_store_path), "--json", "--max-new-tokens", "32")
+                             str(corpus_store_path), "--json", "--max-new-tokens", "32",
+                             "--generator", "distilgpt2")
     assert code == 0, err
     data = json.loads(out)
     assert set(data) >= {"question", "answer", "citations", "sources", "generator"}
@@ -145,3 +146,17 @@ def test_help_lists_commands(capsys):
     assert code == 0
     for command in ("ingest", "search", "ask", "eval"):
         assert command in out
+
+
+@pytest.mark.slow
+def test_ingest_counts_chunks_not_chunk_method_pairs(tmp_path, capsys):
+    """Two methods embedding the same 2 chunks made 4 vectors: the line says 2 chunks."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tide.txt").write_text("The moon pulls the tide.")
+    (docs / "lava.txt").write_text("Lava flows from the volcano.")
+    code, out, err = run_cli(capsys, "ingest", str(docs), "--store", str(tmp_path / "store"),
+                             "--methods", "glove,glove-sif", "--no-progress")
+    assert code == 0, err
+    assert "2 new, 0 changed, 0 removed, 0 unchanged; 2 chunks embedded (by glove, glove-sif)" \
+        in out

@@ -220,7 +220,8 @@ def test_http_api_takes_the_same_filters(served_store):
 
     from ragmini.server.app import Settings, create_app
 
-    client = TestClient(create_app(Settings(store=served_store)))
+    # A loopback Host: the server refuses TestClient's default "testserver" (421).
+    client = TestClient(create_app(Settings(store=served_store)), base_url="http://127.0.0.1")
     r = client.get("/api/search", params=[("q", "vectors"), ("method", "bm25"), ("k", "5"),
                                           ("where", "type=txt"), ("where", "title~vector")])
     assert r.status_code == 200 and r.json()["where"] == ["type=txt", "title~vector"]

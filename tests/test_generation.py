@@ -100,22 +100,40 @@ def test_missing_generator_fails_fast_without_fallback(tmp_path):
 
 
 @pytest.mark.slow
-def test_smollm2_answers_from_sources_and_is_cached(smollm2, corpus_store, sbert, _hermetic_cache):
-
-    assert smollm2.chat and smollm2.context_window == 8192
+def test_smollm2_answers_from_sources(smollm2, corpus_store, sbert):
+    assert smollm2.name.startswith("smollm2 (") and "llama.cpp" in smollm2.name
+    assert smollm2.context_window == 8192
     hits = dense_search(corpus_store, "sbert", sbert, "What is product quantization?", k=3)
     result = answer("What is product quantization?", hits, smollm2, Sampling(max_new_tokens=48))
     assert result.answer.strip()
     assert [s.doc_id for s in result.sources][0] == "product-quantization.md"
     assert set(result.citations) <= {1, 2, 3}
+    assert 200 < result.prompt_tokens < 8192 - 48
     # Greedy decoding is deterministic.
     again = answer("What is product quantization?", hits, smollm2, Sampling(max_new_tokens=48))
     assert again.answer == result.answer
-    # The first load left a safetensors copy; loading again uses it.
+
+
+@pytest.mark.slow
+def test_smollm2_torch_is_cached_and_rebuilt_when_the_gguf_changes(corpus_store, sbert,
+                                                                   _hermetic_cache):
+    from core.models import smollm2_gguf
+
+    gen = load_generator("smollm2-torch")
+    assert gen.chat and gen.context_window == 8192 and gen.name.startswith("smollm2-torch")
+    hits = dense_search(corpus_store, "sbert", sbert, "What is product quantization?", k=3)
+    result = answer("What is product quantization?", hits, gen, Sampling(max_new_tokens=16))
+    assert result.answer.strip()
+    # The first load left a safetensors copy that names the GGUF it came from.
     cached = _hermetic_cache / "smollm2-135m-instruct-q4_1"
-    assert (cached / "ragmini-complete").is_file() and (cached / "model.safetensors").is_file()
-    reloaded = load_generator("smollm2")
-    assert reloaded.name == smollm2.name
+    marker = cached / "ragmini-complete"
+    assert marker.read_text().startswith(smollm2_gguf().name)
+    assert (cached / "model.safetensors").is_file()
+    assert load_generator("smollm2-torch").name == gen.name
+    # A copy of another GGUF (size or time differs) is not trusted: rebuilt.
+    marker.write_text("SmolLM2-135M-Instruct.Q4_1.gguf 1 1\n")
+    load_generator("smollm2-torch")
+    assert marker.read_text().strip() != "SmolLM2-135M-Instruct.Q4_1.gguf 1 1"
 
 
 @pytest.mark.slow

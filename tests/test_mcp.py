@@ -1,6 +1,7 @@
 """`ragmini mcp`: the official MCP client against a live server over stdio (the
-process a client configuration starts), every tool called, bad arguments as tool
-errors that leave the server serving, and writes only under --allow-write."""
+process a client configuration starts) and over HTTP (`ragmini serve`'s /mcp), every
+tool called, bad arguments as tool errors that leave the server serving, writes only
+under --allow-write, and the HTTP mount behind the server's token and origin guard."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import shutil
 import sys
 
+import httpx
 import pytest
 
 from tests.conftest import REPO
@@ -131,3 +133,36 @@ def test_a_missing_store_fails_before_serving(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("error: no ragmini store at") and "Traceback" not in done.stderr
     assert done.stdout == ""  # stdout belongs to the protocol
+
+
+def test_the_same_tools_over_http_behind_the_token(served_store):
+    """`ragmini serve` mounts the server at /mcp (streamable HTTP) behind its guard: the
+    official client with the token lists and calls the tools; without it, 401."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from ragmini.server.process import running_server
+
+    async def session(base, headers):
+        async with httpx2.AsyncClient(headers=headers, timeout=120) as http:
+            transport = streamable_http_client(f"{base}/mcp", http_client=http)
+            async with Client(transport) as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                found = _body(await client.call_tool("search", {"query": "bm25 ranking",
+                                                                "method": "bm25", "k": 1}))
+                return names, found
+
+    with running_server(served_store, "--token", "s3cret") as base:
+        names, found = _run(session(base, {"Authorization": "Bearer s3cret"}))
+        assert names == {"search", "get_document", "get_chunk", "list_documents", "ask"}
+        assert found["hits"][0]["doc_id"] == "bm25.md"
+        refused = httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1,
+                                                  "method": "tools/list"},
+                             headers={"Accept": "application/json, text/event-stream"})
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+        cross_site = httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1,
+                                                     "method": "tools/list"},
+                                headers={"Authorization": "Bearer s3cret",
+                                         "Origin": "http://evil.example"})
+        assert cross_site.status_code == 403

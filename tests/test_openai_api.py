@@ -89,3 +89,27 @@ def test_errors_come_in_openai_shape(client):
                                        messages=[{"role": "user", "content": "bm25?"}],
                                        extra_body={"ragmini": {"method": "nope"}})
     assert "unknown method 'nope'" in bad_method.value.body["message"]
+
+
+def test_a_wrong_token_is_an_authentication_error(served_store):
+    with running_server(served_store, "--token", "s3cret") as url:
+        wrong = openai.OpenAI(base_url=f"{url}/v1", api_key="not-it", max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as refused:
+            wrong.models.list()
+        assert refused.value.status_code == 401
+        assert refused.value.body["type"] == "authentication_error"
+        assert "access token" in refused.value.body["message"]
+        right = openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0)
+        assert "ragmini-extractive" in [m.id for m in right.models.list().data]
+
+
+def test_a_two_turn_conversation_searches_the_follow_up_made_standalone(client):
+    first = [{"role": "user", "content": "What is BM25?"}]
+    reply = client.chat.completions.create(model="ragmini-extractive", messages=first)
+    follow_up = [*first, {"role": "assistant", "content": reply.choices[0].message.content},
+                 {"role": "user", "content": "How does it normalise for document length?"}]
+    second = client.chat.completions.create(model="ragmini-extractive", messages=follow_up)
+    extra = second.model_extra["ragmini"]
+    assert extra["question"] == "How does it normalise for document length?"
+    assert "BM25" in extra["searched_for"] and extra["rewrite"] != "as asked"
+    assert any(s["doc_id"] == "bm25.md" for s in extra["sources"])

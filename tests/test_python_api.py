@@ -312,7 +312,6 @@ ERRORS = [
     (lambda s: s.search("x", method="w2v"), ragmini.IndexStale, "has no 'w2v' index"),
     (lambda s: s.search("x", where=["nokey=1"]), ragmini.QueryError, "unknown filter key"),
     (lambda s: s.search("x", where=["type"]), ragmini.QueryError, "cannot read filter"),
-    (lambda s: s.search("zzzqqq", method="glove"), ragmini.QueryError, "glove vocabulary"),
     (lambda s: s.ask("x", k=0, generator="extractive"), ragmini.QueryError, "k must be"),
     (lambda s: s.ask("x", temperature=-1), ragmini.RagminiError, "temperature"),
     (lambda s: s.ingest("corpus/docs"), ragmini.QueryError, "takes a list"),
@@ -331,6 +330,13 @@ def test_errors_are_the_librarys_own(api_store, call, kind, fragment):
     with pytest.raises(kind, match=fragment) as caught:
         call(api_store)
     assert isinstance(caught.value, ragmini.RagminiError)
+
+
+def test_a_search_that_finds_nothing_says_why(api_store):
+    """Not an error: no hits, and the reason (the CLI prints it as its error line)."""
+    result = api_store.search("zzzqqq", method="glove")
+    assert len(result) == 0 and "glove vocabulary" in result.reason
+    assert result.to_dict()["reason"] == result.reason
 
 
 def test_store_errors(tmp_path):
@@ -422,7 +428,7 @@ def test_models_load_once_for_every_store(served_store, store_copy, glove, monke
         second.search("word vectors", method="glove", k=1)[0].chunk_id
     first.search("king", method="glove", k=1)
     assert len(loads) == 1
-    from ragmini.api.store import shared_generator
+    from ragmini.api.generators import shared_generator
 
     assert shared_generator("extractive") is shared_generator("extractive")
 

@@ -58,10 +58,15 @@ def test_search_body_is_the_cli_json(server, served_store):
     ({"q": "x", "k": 101}, 422, "less than or equal to 100"),
     ({"q": "x", "method": "bogus"}, 400, "unknown method 'bogus'"),
     ({"q": "x" * 2001}, 422, "at most 2000 characters"),
-    ({"q": "qwzxvq", "method": "glove"}, 400, "vocabulary"),
 ])
 def test_search_errors(server, params, status, fragment):
     assert fragment in _error(HTTP.get(f"{server}/api/search", params=params), status)["message"]
+
+
+def test_a_search_that_finds_nothing_says_why(server):
+    """As in Python: no hits and the reason, not an error (the CLI makes it one)."""
+    body = HTTP.get(f"{server}/api/search", params={"q": "qwzxvq", "method": "glove"}).json()
+    assert body["hits"] == [] and "vocabulary" in body["reason"]
 
 
 def test_other_client_errors(server):
@@ -77,9 +82,13 @@ def test_other_client_errors(server):
 
 
 def test_compare_lines_methods_up(server):
-    body = HTTP.post(f"{server}/api/compare", json={"q": "averaging word vectors", "k": 5}).json()
-    assert set(body["methods"]) == {"glove", "glove-sif", "sbert", "bm25", "tfidf", "hybrid",
-                                    "hybrid-rrf"}
+    # The default is the public API's: the dense default, bm25 and the default hybrid.
+    default = HTTP.post(f"{server}/api/compare", json={"q": "averaging word vectors"}).json()
+    assert list(default["methods"]) == ["sbert", "bm25", "hybrid"] and default["k"] == 10
+    every = ["glove", "glove-sif", "sbert", "bm25", "tfidf", "hybrid", "hybrid-rrf"]
+    body = HTTP.post(f"{server}/api/compare", json={"q": "averaging word vectors", "k": 5,
+                                                    "methods": every}).json()
+    assert set(body["methods"]) == set(every)
     assert all(len(r["hits"]) == 5 for r in body["methods"].values())
     for item in body["overlap"]:
         assert len(item["methods"]) >= 2
@@ -118,17 +127,20 @@ def test_upload_search_delete(server, served_store):
     body = HTTP.post(f"{server}/api/documents", files=files, timeout=120).json()
     by_status = {f["status"]: f for f in body["files"]}
     assert by_status["ingested"]["stored_as"] == "finches.md"
+    assert by_status["ingested"]["doc_id"] == "uploads/finches.md"  # ingest.identity's rule
     assert "not a type ingest reads" in by_status["rejected"]["reason"]
     assert (served_store / "uploads" / "finches.md").read_bytes() == note
     assert not list(served_store.parent.glob("**/evil"))
     hits = HTTP.get(f"{server}/api/search", params={"q": "zebra finch song tutor", "k": 1}).json()
-    assert hits["hits"][0]["doc_id"] == "finches.md"
+    assert hits["hits"][0]["doc_id"] == "uploads/finches.md"
     listing = HTTP.get(f"{server}/api/documents", params={"limit": 500}).json()
-    assert listing["total"] == 42 and "finches.md" in {d["doc_id"] for d in listing["documents"]}
-    gone = HTTP.delete(f"{server}/api/documents/finches.md", timeout=60).json()
+    assert listing["total"] == 42
+    assert "uploads/finches.md" in {d["doc_id"] for d in listing["documents"]}
+    gone = HTTP.delete(f"{server}/api/documents/uploads/finches.md", timeout=60).json()
     assert gone["documents"] == 41
+    assert not (served_store / "uploads" / "finches.md").exists()  # its file goes too
     hits = HTTP.get(f"{server}/api/search", params={"q": "zebra finch song tutor", "k": 3}).json()
-    assert "finches.md" not in {h["doc_id"] for h in hits["hits"]}
+    assert "uploads/finches.md" not in {h["doc_id"] for h in hits["hits"]}
 
 
 def test_oversize_upload_is_refused_and_loses_nothing(server):

@@ -255,3 +255,38 @@ def test_held_back_roc_auc_is_at_least_0_9(sbert):
     report = json.loads((REPO / "bench" / "support_calibration.json").read_text(encoding="utf-8"))
     assert report["module"]["test_auc"] == pytest.approx(auc, abs=1e-3)
     assert tuple(report["module"]["thresholds"]) == DEFAULT_THRESHOLDS
+
+
+# --- the fitted model, read from generation/support_model.json ----------------
+def test_the_module_scores_with_the_model_file():
+    from generation import support
+
+    model = json.loads(support.MODEL_FILE.read_text(encoding="utf-8"))
+    assert list(support.COEFFICIENTS) == model["coefficients"]
+    assert support.INTERCEPT == model["intercept"]
+    assert DEFAULT_THRESHOLDS == (model["thresholds"]["weak_at"], model["thresholds"]["supported_at"])
+    # The calibration report was made with this file.
+    report = json.loads((REPO / "bench" / "support_calibration.json").read_text(encoding="utf-8"))
+    assert report["module"]["coefficients"] == model["coefficients"]
+    assert report["module"]["intercept"] == model["intercept"]
+
+
+@pytest.mark.parametrize("body, message", [
+    (None, "missing or damaged"),
+    ("{not json", "missing or damaged"),
+    ({"features": ["cosine", "lexical", "specific_missing"], "coefficients": [1, 2, 3],
+      "intercept": 0}, "missing or damaged"),
+    ({"features": ["cosine", "lexical"], "coefficients": [1, 2], "intercept": 0,
+      "thresholds": {"weak_at": 0.4, "supported_at": 0.8}}, "this ragmini computes"),
+    ({"features": ["cosine", "lexical", "specific_missing"], "coefficients": [1, 2, 3],
+      "intercept": 0, "thresholds": {"weak_at": 0.9, "supported_at": 0.8}}, "no calibration gives"),
+])
+def test_a_damaged_model_file_is_one_clear_error(tmp_path, body, message):
+    from generation.support import load_model
+
+    path = tmp_path / "support_model.json"
+    if body is not None:
+        path.write_text(body if isinstance(body, str) else json.dumps(body))
+    with pytest.raises(RagminiError) as err:
+        load_model(path)
+    assert message in str(err.value) and "python -m bench.calibrate_support" in str(err.value)

@@ -14,9 +14,10 @@ CLI builds its bodies from the same records). Problems are raised as
 `IndexStale`, `ModelUnavailable`), never `SystemExit`; nothing is printed, and
 progress bars are off unless `progress=True`.
 
-The package is split by concern, imports running one way: `records` (the frozen
-results), `errors`, `defaults` (every default, in one place), `store` (`Store` and
-`open`), then `evaluation` and `lab`, which take a store. Importing it is cheap: the
+The package is split by concern, imports running one way: `errors`, `defaults`
+(every default, in one place), the frozen results (`records`, `reports` for
+evaluations, `lab_records`), `store` (`Store` and `open`), then `evaluation` and
+`lab`, which take a store. Importing it is cheap: the
 stages (and torch) load on first use. Models
 load once per process and are shared by every store; a `Store` keeps one database
 connection per thread, so searches may run from several threads at once.
@@ -47,33 +48,39 @@ from ragmini.api.evaluation import (  # noqa: E402
     build_dataset,
     evaluate,
     evaluate_answers,
+    evaluate_conversations,
     history,
     tune,
 )
 from ragmini.api.lab import analogy, generate, neighbors, similarity, tokens  # noqa: E402
-from ragmini.api.records import (  # noqa: E402
+from ragmini.api.lab_records import (  # noqa: E402
     Analogy,
+    CorpusMap,
+    Generation,
+    Neighbors,
+    Similarity,
+    Tokens,
+)
+from ragmini.api.records import (  # noqa: E402
     Answer,
-    AnswerEvalReport,
     ChunkContext,
     CompareResult,
-    CorpusMap,
-    DatasetBuild,
     DocumentList,
     DocumentText,
-    EvalHistory,
-    EvalReport,
-    EvalSweep,
-    Generation,
     IngestResult,
     Methods,
-    Neighbors,
     Reindexed,
     Removal,
     SearchResult,
-    Similarity,
     Status,
-    Tokens,
+)
+from ragmini.api.reports import (  # noqa: E402
+    AnswerEvalReport,
+    ConversationReport,
+    DatasetBuild,
+    EvalHistory,
+    EvalReport,
+    EvalSweep,
 )
 from ragmini.api.store import Store, open  # noqa: E402,A004
 

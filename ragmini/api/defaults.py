@@ -16,16 +16,17 @@ from pathlib import Path
 
 from eval.answers import DEFAULT_GENERATORS as ANSWER_EVAL_GENERATORS  # noqa: F401 (re-export)
 from generation.answer import Sampling
-from generation.models import DEFAULT_GENERATOR
+from generation.models import available_generators, default_generator
+from ingest.reading import MEDIA_TYPES
 from retrieval.methods import HELP as METHOD_HELP  # noqa: F401 (re-export)
 from retrieval.methods import (
     DEFAULT_ENCODER,
     DEFAULT_INGEST,
+    DEFAULT_K,
     DEFAULT_METHOD,
     ENCODERS,
-    FUSIONS,
-    INDEXED,
-    default_eval_methods,
+    catalogue,
+    default_compare_methods,
     names,
 )
 from retrieval.index import INDEX_TYPES
@@ -35,14 +36,13 @@ STORE = ".ragmini"
 STORE_ENV = "RAGMINI_STORE"
 
 METHOD = DEFAULT_METHOD  # what search and ask rank by
-SEARCH_K = 5             # chunks a search returns
+SEARCH_K = DEFAULT_K     # chunks a search returns (5)
 COMPARE_K = 10           # chunks per method in a comparison
 ASK_K = 3                # chunks an answer is written from
-# A comparison shows the dense default, bm25 and the default hybrid of the two: the
-# three rankings a reader can tell apart at a glance. Methods the store lacks drop out.
-COMPARE_METHODS = (DEFAULT_METHOD, "bm25", "hybrid")
 
-GENERATOR = DEFAULT_GENERATOR
+# The generator an answer is written by unless told: None means the configured
+# default, read at call time (`generator()`: extractive, or $RAGMINI_GENERATOR).
+GENERATOR = None
 # The lab samples from a language model, whatever answers: the design's distilgpt2
 # (the packaged SmolLM2 stands in offline).
 LAB_GENERATOR = "distilgpt2"
@@ -59,16 +59,20 @@ ENCODER = DEFAULT_ENCODER
 
 HISTORY_LIMIT = 20       # past eval runs listed
 
+# The Content-Types a document's original file is served with.
+FILE_MEDIA_TYPES = tuple(sorted(set(MEDIA_TYPES.values())))
+
+
+def generator() -> str:
+    """The generator that writes answers when none is named: extractive unless
+    $RAGMINI_GENERATOR names another (an OpenAI-compatible model, say)."""
+    return default_generator()
+
 
 def generators() -> list[str]:
     """The generators this process offers by name, the default first (a picker, the
     OpenAI-compatible `/v1/models`); nothing is loaded."""
-    from generation import models
-
-    listed = getattr(models, "available_generators", None)
-    if listed is not None:
-        return list(listed())
-    return list(dict.fromkeys([GENERATOR, "extractive", "smollm2", LAB_GENERATOR]))
+    return list(available_generators())
 
 
 def store_path(path: str | os.PathLike | None = None) -> Path:
@@ -77,37 +81,34 @@ def store_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def compare_methods(indexed: Iterable[str]) -> list[str]:
-    """The methods a comparison shows by default on a store indexed with `indexed`:
-    COMPARE_METHODS that the store can answer (a fusion needs both parts); every
-    method it has, if none of those."""
-    have = set(indexed)
-    chosen = []
-    for m in COMPARE_METHODS:
-        parts = FUSIONS[m].parts if m in FUSIONS else (m,)
-        if set(parts) <= have:
-            chosen.append(m)
-    return chosen or default_eval_methods(have)
+    """The methods a comparison shows by default on a store indexed with `indexed`: the
+    dense default, the lexical part of the default hybrid, and that hybrid, those the
+    store can answer (at least two)."""
+    return default_compare_methods(indexed)
+
+
+# What each generator is, for a picker.
+GENERATOR_NOTES = {"extractive": "no language model: the sources' own sentences",
+                   "smollm2": "SmolLM2-135M-Instruct, packaged",
+                   "distilgpt2": "the design's model; SmolLM2 stands in offline"}
 
 
 def describe(indexed: Iterable[str]) -> dict:
-    """The methods and defaults, for a front end that lists them (the page, `/api/methods`)."""
+    """The methods and defaults, for a front end that lists them (the page's
+    `/api/methods`, the MCP status resource): the store's indexed methods, every fusion
+    with whether the store has its parts, the generators, and the defaults."""
     have = list(indexed)
-    fusions = {name: {"parts": list(f.parts), "available": set(f.parts) <= set(have)}
-               for name, f in FUSIONS.items()}
-    return {
-        "methods": [m for m in INDEXED if m in have],
-        "all_methods": list(names()),
-        "fusions": fusions,
-        "defaults": {
-            "method": METHOD if METHOD in have else (have[0] if have else METHOD),
-            "search_k": SEARCH_K, "compare_k": COMPARE_K, "ask_k": ASK_K,
-            "compare_methods": compare_methods(have), "generator": GENERATOR,
-            "strict": STRICT, "abstain": ABSTAIN, "temperature": SAMPLING.temperature,
-            "top_p": SAMPLING.top_p, "top_k": SAMPLING.top_k,
-            "max_new_tokens": SAMPLING.max_new_tokens,
-            "no_repeat_ngram": SAMPLING.no_repeat_ngram,
-        },
-        "ingest": {"methods": list(INGEST_METHODS), "chunk_size": CHUNK_SIZE,
-                   "overlap": OVERLAP, "encoders": list(ENCODERS), "encoder": ENCODER,
-                   "index_types": list(INDEX_TYPES)},
-    }
+    found = catalogue(have).to_dict()
+    found["defaults"].update({
+        "generator": generator(), "search_k": SEARCH_K, "compare_k": COMPARE_K, "ask_k": ASK_K,
+        "strict": STRICT, "abstain": ABSTAIN, "temperature": SAMPLING.temperature,
+        "top_p": SAMPLING.top_p, "top_k": SAMPLING.top_k,
+        "max_new_tokens": SAMPLING.max_new_tokens, "no_repeat_ngram": SAMPLING.no_repeat_ngram,
+    })
+    found["all_methods"] = list(names())
+    found["generators"] = [{"name": g, "note": GENERATOR_NOTES.get(g, "OpenAI-compatible")}
+                           for g in generators()]
+    found["ingest"] = {"methods": list(INGEST_METHODS), "chunk_size": CHUNK_SIZE,
+                       "overlap": OVERLAP, "encoders": list(ENCODERS), "encoder": ENCODER,
+                       "index_types": list(INDEX_TYPES)}
+    return found

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from core.errors import (
+    Ambiguous,
     IndexStale,
     ModelUnavailable,
     NotFound,
@@ -22,17 +23,19 @@ from core.errors import (
     StoreError,
 )
 
-__all__ = ["RagminiError", "StoreError", "QueryError", "NotFound", "IndexStale",
+__all__ = ["RagminiError", "StoreError", "QueryError", "NotFound", "Ambiguous", "IndexStale",
            "ModelUnavailable",
            "error_code", "http_status", "errors", "no_string"]
 
 
 def http_status(exc: RagminiError) -> tuple[int, str]:
     """(HTTP status, error code) of a library error: a bad request is 400, an unknown
-    document or chunk 404, an index that is missing or disagrees 409, a store or
-    model that cannot be opened 503."""
+    document or chunk 404, an id several documents share or an index that is missing
+    or disagrees 409, a store or model that cannot be opened 503."""
     if isinstance(exc, NotFound):
         return 404, "not_found"
+    if isinstance(exc, Ambiguous):
+        return 409, "ambiguous"
     if isinstance(exc, QueryError):
         return 400, "bad_request"
     if isinstance(exc, IndexStale):

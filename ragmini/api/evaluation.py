@@ -14,8 +14,17 @@ from typing import TYPE_CHECKING
 
 from ragmini.api import defaults as D
 from ragmini.api.errors import QueryError, RagminiError, errors, no_string
-from ragmini.api.records import AnswerEvalReport, DatasetBuild, EvalHistory, EvalReport, EvalSweep, PathLike
-from ragmini.api.store import Store, as_store, cutoffs_of, ints, is_dataset, open
+from ragmini.api.records import PathLike
+from ragmini.api.reports import (
+    AnswerEvalReport,
+    ConversationReport,
+    DatasetBuild,
+    EvalHistory,
+    EvalReport,
+    EvalSweep,
+)
+from ragmini.api.checks import cutoffs_of, ints
+from ragmini.api.store import Store, as_store, is_dataset, open
 
 if TYPE_CHECKING:
     from eval.tuning import TuneResult
@@ -103,6 +112,21 @@ def evaluate_answers(target: Store | PathLike, *, answers: PathLike | None = Non
     if report is not None:
         out.write_report(report)
     return out
+
+
+def evaluate_conversations(dataset: PathLike, *, methods: Sequence[str] = (D.METHOD,),
+                           split: str = "test", seed: int = 0, resamples: int = 10_000,
+                           progress: bool = False) -> ConversationReport:
+    """Follow-up retrieval on a folder with corpus.jsonl (BEIR) and conversations.jsonl
+    (`ragmini eval conversations`): the last turn of each conversation retrieved alone,
+    made standalone from the earlier turns (the rule `ask` uses), and as the given
+    rewrite (the ceiling); recall@5, recall@10 and MRR@10 with paired tests."""
+    from eval.conversations import evaluate_conversation_run
+
+    with errors():
+        return ConversationReport(tuple(evaluate_conversation_run(
+            Path(dataset), no_string(methods, "methods"), split=split, seed=seed,
+            resamples=resamples, progress=progress)))
 
 
 def tune(fusion: str, target: Store | PathLike, *, split: str = "dev",

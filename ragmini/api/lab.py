@@ -10,8 +10,10 @@ from pathlib import Path
 
 from ragmini.api import defaults as D
 from ragmini.api.errors import QueryError, no_string
-from ragmini.api.records import Analogy, Generation, Neighbors, PathLike, Similarity, Tokens
-from ragmini.api.store import Store, as_store, shared_generator
+from ragmini.api.lab_records import Analogy, Generation, Neighbors, Similarity, Tokens
+from ragmini.api.records import PathLike
+from ragmini.api.generators import shared_generator
+from ragmini.api.store import Store, as_store
 
 
 def _glove():
@@ -136,7 +138,7 @@ def generate(prompt: str, n: int = 3, *, temperature: float = 0.8, top_p: float 
     if n < 1:
         raise QueryError("n must be at least 1", param="n")
     sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram=0)
-    gen = shared_generator(generator)
+    gen = shared_generator(generator, torch=True)
     texts = continuations(gen, prompt, n, sampling)
     probs = next_token_probs(gen, prompt, temperature) if show_probs else []
     return Generation(prompt, gen.name, temperature, top_p, top_k, seed, tuple(texts),

@@ -20,14 +20,14 @@ from ragmini.api.errors import error_code
 if TYPE_CHECKING:  # types only: none of these is imported at run time until used
     import numpy as np
 
-    from eval.answers import AnswerEvalResult
-    from eval.harness import EvalResult
-    from eval.runs import EvalRun
     from generation.answer import Answer as AnswerRecord
     from generation.answer import SentenceSupport
     from generation.prompt import Source
     from ingest.filters import Where
     from ingest.pipeline import IngestReport
+    from ingest.reading import DocumentFile as ReadingFile
+    from retrieval.ingesting import UploadsResult
+    from ingest.reading import DocumentText as ReadingText
     from ingest.store import ChunkRow
     from retrieval.contract import Hit, MethodReport, MethodStatus
     from retrieval.ingesting import IngestResult as IndexingResult
@@ -55,6 +55,8 @@ class SearchResult:
     doc_id, source, title, text). `behind` counts store commits the index lags
     (an ingest is running or was interrupted); 0 when current. `generation` is the
     store generation the index answered for (a fusion: the older of its parts).
+    `reason` says why there are no hits (no word of the query is known to the method,
+    the filter keeps nothing that matches); None when there are.
     """
 
     query: str
@@ -63,16 +65,19 @@ class SearchResult:
     where: tuple[str, ...] = ()
     behind: int = 0
     generation: int | None = None
+    reason: str | None = None
 
     @classmethod
     def of(cls, query: str, method: str, where: Where | None, hits: Sequence[Hit],
-           behind: int = 0, generation: int | None = None) -> SearchResult:
+           behind: int = 0, generation: int | None = None,
+           reason: str | None = None) -> SearchResult:
         return cls(query, method, tuple(hits), tuple(where.to_list()) if where else (), behind,
-                   generation)
+                   generation, reason)
 
     def to_dict(self) -> dict:
         return {"query": self.query, "method": self.method, "where": list(self.where),
-                "hits": [h.to_dict() for h in self.hits], "generation": self.generation}
+                "hits": [h.to_dict() for h in self.hits], "generation": self.generation,
+                "reason": self.reason}
 
     def __iter__(self) -> Iterator[Hit]:
         return iter(self.hits)
@@ -140,6 +145,8 @@ class Answer:
     method: str
     behind: int = 0
     fallback_from: str | None = None  # the generator asked for, when another stood in
+    searched_for: str = ""  # the standalone query searched (a follow-up made from `history`)
+    rewrite: str = "as asked"  # how that query was made
 
     @property
     def summary(self) -> str:
@@ -206,7 +213,8 @@ class Answer:
     def to_dict(self) -> dict:
         from generation.ask import AskResult
 
-        return AskResult(self.record, self.method, self.behind).to_dict()
+        return AskResult(self.record, self.method, self.behind, self.searched_for,
+                         self.rewrite).to_dict()
 
     def __str__(self) -> str:
         return self.text
@@ -278,22 +286,50 @@ class DocumentList:
 
 @dataclass(frozen=True)
 class DocumentText:
-    """A stored document's text as ragmini read it (cleaned, extracted), rebuilt from
-    its chunks: all of it, or the chunks on `pages` of a PDF."""
+    """A stored document's text as ragmini read it, rebuilt from its chunks, and where
+    each chunk lies in it (`text[start - offset:end - offset]`)."""
 
-    doc_id: str
-    source: str
-    title: str
-    text: str
-    chunks: int
-    pages: tuple[int, int] | None = None  # the PDF pages the document (or the slice) spans
-    asked_pages: tuple[int, int] | None = None
+    record: ReadingText
+
+    @property
+    def text(self) -> str:
+        return self.record.text
+
+    @property
+    def source(self) -> str:
+        return self.record.source
+
+    @property
+    def title(self) -> str:
+        return self.record.title
+
+    @property
+    def chunks(self) -> tuple[ChunkRow, ...]:
+        return self.record.chunks
+
+    @property
+    def pages(self) -> tuple[int, int] | None:
+        return self.record.pages
 
     def to_dict(self) -> dict:
-        return {"doc_id": self.doc_id, "source": self.source, "title": self.title,
-                "pages": list(self.pages) if self.pages else None,
-                "asked_pages": list(self.asked_pages) if self.asked_pages else None,
-                "chunks": self.chunks, "text": self.text}
+        return self.record.to_dict()
+
+
+@dataclass(frozen=True, eq=False)
+class DocumentFile:
+    """A stored document's original file, open for reading: `media_type`, `name`,
+    `size`, `blocks()` to stream it, `close()` (or use it as a context manager)."""
+
+    handle: ReadingFile
+
+    def __getattr__(self, name: str):
+        return getattr(self.handle, name)
+
+    def __enter__(self) -> DocumentFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
 
 
 @dataclass(frozen=True)
@@ -332,6 +368,34 @@ class Methods:
 
     def to_dict(self) -> dict:
         return self.body
+
+
+@dataclass(frozen=True)
+class Uploads:
+    """What became of each uploaded file (`POST /api/documents`): `files` with status
+    ingested, replaced, unchanged, skipped or rejected, the doc_id each got, and the
+    store's documents and chunks after."""
+
+    result: UploadsResult
+
+    @property
+    def files(self) -> tuple:
+        return self.result.files
+
+    def to_dict(self) -> dict:
+        return self.result.to_dict()
+
+
+@dataclass(frozen=True)
+class QuerySets:
+    """The labelled query sets an eval of this store can use, by id (the bundled set,
+    and each split of every BEIR folder whose corpus the store holds)."""
+
+    default: str
+    choices: tuple
+
+    def to_dict(self) -> dict:
+        return {"default": self.default, "query_sets": [q.to_dict() for q in self.choices]}
 
 
 @dataclass(frozen=True)
@@ -393,297 +457,3 @@ class Status:
 
     def to_dict(self) -> dict:
         return {**self.report.to_dict(), "repaired": self.repaired}
-
-
-def _dataframe(records: list[dict]):
-    """A pandas DataFrame of `records`; pandas is optional."""
-    try:
-        import pandas
-    except ImportError:
-        raise RagminiError("to_dataframe() needs pandas, which ragmini does not require; "
-                           "install it (`pip install pandas`) or use to_records()") from None
-    return pandas.DataFrame.from_records(records)
-
-
-@dataclass(frozen=True)
-class EvalReport:
-    """A retrieval evaluation: `eval --json`.
-
-    `metrics[method]["recall@10"]` and so on; `comparisons` are the paired tests
-    (`delta`, `ci95`, `p_holm`, `significant`). `to_records()` gives one flat row
-    per method and `to_dataframe()` the same as a pandas DataFrame (if pandas is
-    installed); `write_report(folder)` writes report.md, metrics.json, TREC runs
-    and the recall@k plot, as `eval --report`.
-    """
-
-    run: EvalRun
-
-    @property
-    def result(self) -> EvalResult:
-        return self.run.result
-
-    @property
-    def metrics(self) -> dict[str, dict[str, float]]:
-        return {m: dict(r.metrics) for m, r in self.result.methods.items()}
-
-    @property
-    def comparisons(self) -> list[dict]:
-        return [c.to_dict() for c in self.result.comparisons]
-
-    @property
-    def n_queries(self) -> int:
-        return self.result.n_queries
-
-    @property
-    def notes(self) -> list[str]:
-        return list(self.run.notes)
-
-    def to_dict(self) -> dict:
-        return self.result.to_dict()
-
-    def table(self) -> str:
-        """The metrics table and paired tests as `ragmini eval` prints them, under a
-        line naming the dataset, its chunking and any slice."""
-        from eval.harness import format_table
-
-        result = self.result
-        chunking = result.chunking or {}
-        label = f"{result.dataset} ({result.split})" if result.split else result.dataset
-        sliced = f", where {result.where}" if result.where else ""
-        return (f"{label}, chunks {chunking.get('size')}/{chunking.get('overlap')}{sliced}:\n"
-                + format_table(result))
-
-    def to_records(self) -> list[dict]:
-        chunking = self.result.chunking or {}
-        return [{"method": m, "dataset": self.result.dataset, "split": self.result.split,
-                 "chunk_size": chunking.get("size"), "overlap": chunking.get("overlap"),
-                 **r.metrics, **{f"{q}_ms": v for q, v in r.latency_ms.items()}}
-                for m, r in self.result.methods.items()]
-
-    def to_dataframe(self):
-        return _dataframe(self.to_records())
-
-    def write_report(self, folder: PathLike) -> Path:
-        from eval.runs import write_reports
-
-        return write_reports([self.run], Path(folder))[0]
-
-
-@dataclass(frozen=True)
-class EvalSweep:
-    """Several chunkings of one dataset (`eval --dataset --chunk-size 150,200`):
-    one `EvalReport` each; `to_dict()` is the CLI's `{"settings": [...]}`."""
-
-    reports: tuple[EvalReport, ...]
-
-    @property
-    def notes(self) -> list[str]:
-        return [n for r in self.reports for n in r.notes]
-
-    def table(self) -> str:
-        return "\n\n".join(r.table() for r in self.reports)
-
-    def to_dict(self) -> dict:
-        return {"settings": [r.to_dict() for r in self.reports]}
-
-    def to_records(self) -> list[dict]:
-        return [row for r in self.reports for row in r.to_records()]
-
-    def to_dataframe(self):
-        return _dataframe(self.to_records())
-
-    def write_report(self, folder: PathLike) -> list[Path]:
-        from eval.runs import write_reports
-
-        return write_reports([r.run for r in self.reports], Path(folder))
-
-    def __iter__(self) -> Iterator[EvalReport]:
-        return iter(self.reports)
-
-    def __len__(self) -> int:
-        return len(self.reports)
-
-
-@dataclass(frozen=True)
-class AnswerEvalReport:
-    """Answer quality per generator: `eval answers --json`. `generators[name]` holds
-    the metrics; `to_records()` / `to_dataframe()` give one row per generator."""
-
-    result: AnswerEvalResult
-
-    @property
-    def generators(self) -> dict[str, dict[str, float]]:
-        return self.result.generators
-
-    def table(self) -> str:
-        """The per-generator table as `ragmini eval answers` prints it."""
-        from eval.answers import format_answer_table
-
-        return f"{self.result.dataset} ({self.result.split}):\n" + format_answer_table(self.result)
-
-    def to_dict(self) -> dict:
-        return self.result.to_dict()
-
-    def to_records(self) -> list[dict]:
-        return [{"generator": g, "dataset": self.result.dataset, "split": self.result.split,
-                 **metrics} for g, metrics in self.result.generators.items()]
-
-    def to_dataframe(self):
-        return _dataframe(self.to_records())
-
-    def write_report(self, folder: PathLike) -> Path:
-        from eval.answers import write_answer_report
-
-        return write_answer_report(self.result, Path(folder))
-
-
-@dataclass(frozen=True)
-class EvalHistory:
-    """Past evaluation runs recorded in a store, newest first: `eval history --json`."""
-
-    runs: tuple[dict, ...]
-
-    def to_dict(self) -> dict:
-        return {"runs": list(self.runs)}
-
-    def to_records(self) -> list[dict]:
-        """One row per run and method, its metrics as columns."""
-        return [{"id": r["id"], "ran_at": r["ran_at"], "dataset": r["dataset"],
-                 "split": r["split"], "store_generation": r["store_generation"],
-                 "chunk_size": (r["chunking"] or {}).get("size"),
-                 "overlap": (r["chunking"] or {}).get("overlap"),
-                 "n_queries": r["n_queries"], "method": m, **metrics}
-                for r in self.runs for m, metrics in r["metrics"].items()]
-
-    def to_dataframe(self):
-        return _dataframe(self.to_records())
-
-    def __iter__(self) -> Iterator[dict]:
-        return iter(self.runs)
-
-    def __len__(self) -> int:
-        return len(self.runs)
-
-
-@dataclass(frozen=True)
-class DatasetBuild:
-    """A dataset built by `build_dataset`: where, and its metadata (the CLI's
-    `datasets build --json` body)."""
-
-    name: str
-    path: Path
-    metadata: dict
-
-    def to_dict(self) -> dict:
-        return dict(self.metadata)
-
-
-@dataclass(frozen=True)
-class Neighbors:
-    """`explore neighbors --json`: the words nearest to `word`, best first."""
-
-    word: str
-    method: str
-    model: str
-    neighbors: tuple[tuple[str, float], ...]
-
-    def to_dict(self) -> dict:
-        return {"word": self.word, "method": self.method, "model": self.model,
-                "neighbors": [{"word": w, "score": s} for w, s in self.neighbors]}
-
-
-@dataclass(frozen=True)
-class Analogy:
-    """`explore analogy --json`: words nearest to a - b + c, inputs excluded."""
-
-    a: str
-    b: str
-    c: str
-    results: tuple[tuple[str, float], ...]
-
-    def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "c": self.c,
-                "results": [{"word": w, "score": s} for w, s in self.results]}
-
-
-@dataclass(frozen=True, eq=False)
-class Similarity:
-    """`explore similarity --json`: the (n, n) `matrix` of `metric` between the
-    sentences, a 2-D MDS layout of their cosine distances (`mds`, shape (n, 2)) and a
-    cluster label per sentence."""
-
-    method: str
-    metric: str
-    sentences: tuple[str, ...]
-    matrix: np.ndarray
-    mds: np.ndarray
-    clusters: np.ndarray
-    note: str = ""
-    plot: Path | None = None
-
-    def to_dict(self) -> dict:
-        import numpy as np
-
-        return {"method": self.method, "metric": self.metric, "sentences": list(self.sentences),
-                "matrix": np.round(self.matrix, 6).tolist(),
-                "mds": np.round(self.mds, 6).tolist(),
-                "clusters": np.asarray(self.clusters).tolist(), "note": self.note,
-                "plot": str(self.plot) if self.plot else None}
-
-
-@dataclass(frozen=True)
-class Tokens:
-    """`explore tokens --json`: how a tokenizer cuts a text."""
-
-    tokenizer: str
-    tokens: tuple[str, ...]
-    ids: tuple[int, ...]
-    n_words: int
-
-    def to_dict(self) -> dict:
-        return {"tokenizer": self.tokenizer, "tokens": list(self.tokens), "ids": list(self.ids),
-                "n_tokens": len(self.ids), "n_words": self.n_words}
-
-
-@dataclass(frozen=True)
-class Generation:
-    """`explore generate --json`: sampled continuations of a prompt (continuation i
-    used seed `seed + i`) and, if asked, the likeliest next tokens."""
-
-    prompt: str
-    generator: str
-    temperature: float
-    top_p: float
-    top_k: int
-    seed: int
-    continuations: tuple[str, ...]
-    next_token_probs: tuple[tuple[str, float], ...] = ()
-    fallback_from: str | None = None  # the generator asked for, when another stood in
-
-    def to_dict(self) -> dict:
-        return {"prompt": self.prompt, "generator": self.generator,
-                "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                "seed": self.seed, "continuations": list(self.continuations),
-                "next_token_probs": [{"token": t, "p": p} for t, p in self.next_token_probs]}
-
-
-@dataclass(frozen=True, eq=False)
-class CorpusMap:
-    """`explore map --json`: the store's chunks in 2-D (`pca`, and `tsne` when there
-    are 10 or more), and how often a chunk's nearest other chunk shares its document
-    (`same_doc_neighbour`) against chance."""
-
-    method: str
-    doc_ids: tuple[str, ...]
-    same_doc_neighbour: float
-    chance: float
-    pca: np.ndarray
-    tsne: np.ndarray | None = None
-    plot: Path | None = None
-
-    def to_dict(self) -> dict:
-        return {"method": self.method, "chunks": len(self.doc_ids),
-                "documents": len(set(self.doc_ids)),
-                "same_doc_neighbour": self.same_doc_neighbour, "chance": self.chance,
-                "plot": str(self.plot) if self.plot else None}
-

@@ -8,16 +8,14 @@ these methods and nothing below them.
 
 from __future__ import annotations
 
-import contextlib
-import sys
-import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, BinaryIO
 
 from ragmini.api import defaults as D
+from ragmini.api.checks import cutoffs_of
+from ragmini.api.connection import Connection
 from ragmini.api.errors import (
     NotFound,
     QueryError,
@@ -26,25 +24,26 @@ from ragmini.api.errors import (
     errors,
     no_string,
 )
+from ragmini.api.generators import shared_generator
+from ragmini.api.lab_records import CorpusMap, Neighbors
 from ragmini.api.records import (
     Answer,
-    AnswerEvalReport,
     ChunkContext,
     CompareResult,
-    CorpusMap,
+    DocumentFile,
     DocumentList,
     DocumentText,
-    EvalHistory,
-    EvalReport,
     IngestResult,
     Methods,
-    Neighbors,
     PathLike,
+    QuerySets,
     Reindexed,
     Removal,
     SearchResult,
     Status,
+    Uploads,
 )
+from ragmini.api.reports import AnswerEvalReport, EvalHistory, EvalReport
 
 if TYPE_CHECKING:
     from eval.tuning import TuneResult
@@ -53,27 +52,7 @@ if TYPE_CHECKING:
     from ragmini.langchain import RagminiRetriever
 
 
-# Generators load once per process and are shared by every store (a server, a
-# notebook with two stores); embedders are shared the same way by retrieval's memo.
-_GENERATORS_LOCK = threading.Lock()
-_GENERATORS: dict[tuple, Any] = {}
-
-
-def shared_generator(name: str, allow_download: bool = False, fallback: bool = True):
-    """A generator by name, loaded once per process."""
-    from generation.models import load_generator
-
-    key = (name, allow_download, fallback)
-    with _GENERATORS_LOCK:
-        if key not in _GENERATORS:
-            _GENERATORS[key] = load_generator(name, allow_download=allow_download,
-                                              fallback=fallback)
-        return _GENERATORS[key]
-
-
-# -- the store -----------------------------------------------------------------
-
-class Store:
+class Store(Connection):
     """A ragmini store folder (SQLite + FAISS indexes), opened with `ragmini.open`.
 
     Every method mirrors the CLI command of the same name with the same defaults
@@ -83,70 +62,6 @@ class Store:
     `reindex`, `status(repair=True)`) take the store's writer lock, as the CLI does.
     Use it as a context manager, or call `close()`: later calls raise StoreError.
     """
-
-    def __init__(self, path: PathLike, *, progress: bool = False):
-        self.path = Path(path)
-        self.progress = progress
-        self._local = threading.local()
-        self._connections: weakref.WeakSet = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"ragmini.Store({str(self.path)!r})"
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the store: this thread's connection now (others' when their threads
-        end); any later call raises StoreError."""
-        import sqlite3
-
-        self._closed = True
-        with self._lock:
-            connections = list(self._connections)
-        for db in connections:
-            with contextlib.suppress(sqlite3.ProgrammingError):  # opened by another thread
-                db.close()
-        self._local = threading.local()
-        milvus = sys.modules.get("retrieval.milvus")  # loaded only if the store uses it
-        if milvus is not None:
-            milvus.release(self.path)  # Milvus Lite: let other processes open it
-
-    @property
-    def exists(self) -> bool:
-        """Whether the folder holds a store yet (`ingest` creates one)."""
-        from ingest.store import DB_NAME
-
-        return (self.path / DB_NAME).is_file()
-
-    def _db(self, create: bool = False):
-        """This thread's connection, opened on first use and kept (each read sees the
-        latest commit: WAL, autocommit reads)."""
-        if self._closed:
-            raise StoreError(f"the store {self.path} was closed; open it again with "
-                             f"ragmini.open({str(self.path)!r})")
-        db = getattr(self._local, "db", None)
-        if db is None:
-            from ingest.store import Store as Database
-
-            if not create and not self.exists:
-                raise StoreError(f"no ragmini store at {self.path}; ingest documents into it "
-                                 f"first (`ragmini ingest PATH --store {self.path}`, or "
-                                 f"ragmini.open({str(self.path)!r}).ingest(['docs/']))")
-            with errors():
-                db = Database.open(self.path, create=create)
-            self._local.db = db
-            with self._lock:
-                self._connections.add(db)
-        return db
-
-    def _progress(self, progress: bool | None) -> bool:
-        return self.progress if progress is None else progress
 
     # -- reading ------------------------------------------------------------
 
@@ -163,7 +78,9 @@ class Store:
             where: metadata filters, all of which must hold, e.g.
                 ["type=md", "source=notes/**", "modified>=2026-01-01"].
 
-        Returns a SearchResult; iterate it for the hits, best first.
+        Returns a SearchResult; iterate it for the hits, best first. A query that
+        finds nothing (no word of it in the method's vocabulary) returns no hits
+        and its `reason`, rather than raising.
 
         Example:
             >>> [h.doc_id for h in store.search("bm25 ranking", method="bm25", k=2)]
@@ -177,17 +94,22 @@ class Store:
         check_method(method)
         return self._search(query, method, k, parse_where(where))
 
-    def _search(self, query: str, method: str, k: int, parsed: Where | None) -> SearchResult:
+    def _search(self, query: str, method: str, k: int, parsed: Where | None,
+                explain: bool = True) -> SearchResult:
+        """With `explain`, finding nothing is a result with its reason; without, a
+        query no word of which the method knows raises NoMatch (compare's errors)."""
         from retrieval.contract import search_one
-        from retrieval.methods import index_generation, open_searcher, select
+        from retrieval.methods import index_generation, select
+        from retrieval.searchers import find, open_cached
 
         with errors():
             db = self._db()
             allowed = select(db, parsed)
-            searcher = open_searcher(db, method)
+            searcher = open_cached(db, method)  # kept open until a commit changes it
             built = index_generation(searcher, db)
-            hits = search_one(searcher, query, k, allowed)
-        return SearchResult.of(query, method, parsed, hits, searcher.behind, built)
+            hits, reason = (find(searcher, query, k, allowed) if explain
+                            else (search_one(searcher, query, k, allowed), None))
+        return SearchResult.of(query, method, parsed, hits, searcher.behind, built, reason)
 
     def compare(self, query: str, methods: Sequence[str] | None = None,
                 k: int = D.COMPARE_K,
@@ -219,28 +141,33 @@ class Store:
         results, failed = {}, {}
         for m in chosen:
             try:
-                results[m] = self._search(query, m, k, parsed)
+                results[m] = self._search(query, m, k, parsed, explain=False)
             except RagminiError as exc:  # one method failing (no index) leaves the others
                 failed[m] = exc
         return CompareResult(query, k, results, failed,
                              tuple(parsed.to_list()) if parsed else ())
 
-    def ask(self, question: str, *, generator: str = D.GENERATOR, method: str = D.METHOD,
-            k: int = D.ASK_K, strict: bool = D.STRICT, abstain: bool = D.ABSTAIN,
-            temperature: float = D.SAMPLING.temperature, top_p: float = D.SAMPLING.top_p,
-            top_k: int = D.SAMPLING.top_k, max_new_tokens: int = D.SAMPLING.max_new_tokens,
+    def ask(self, question: str, *, generator: str | None = D.GENERATOR,
+            method: str = D.METHOD, k: int = D.ASK_K, strict: bool = D.STRICT,
+            abstain: bool = D.ABSTAIN, temperature: float = D.SAMPLING.temperature,
+            top_p: float = D.SAMPLING.top_p, top_k: int = D.SAMPLING.top_k,
+            max_new_tokens: int = D.SAMPLING.max_new_tokens,
             seed: int | None = D.SAMPLING.seed,
             no_repeat_ngram: int = D.SAMPLING.no_repeat_ngram,
             where: Sequence[str] | str | None = None, allow_download: bool = False,
-            fallback: bool = True, on_text: Callable[[str], None] | None = None) -> Answer:
+            fallback: bool = True, on_text: Callable[[str], None] | None = None,
+            base_url: str | None = None, history: Sequence[dict] | None = None) -> Answer:
         """A cited answer to `question` from the top-`k` chunks (`ragmini ask`).
 
         Args:
-            generator: a Hugging Face id, a local model folder, "smollm2" (packaged)
-                or "extractive" (no language model: the sources' best sentences,
-                cited; fast and deterministic). "distilgpt2" falls back to the
-                packaged SmolLM2 offline unless `fallback=False`; the answer's
-                `generator` says so. Generators load once per process.
+            generator: "extractive" (no language model: the sources' best
+                sentences, cited; fast and deterministic), "smollm2" (the packaged
+                model on llama.cpp), "openai:MODEL" (an OpenAI-compatible server at
+                `base_url`), a Hugging Face id or a local model folder; None is
+                the configured default (`defaults.generator()`: extractive, or
+                $RAGMINI_GENERATOR). "distilgpt2" falls back to the packaged
+                SmolLM2 offline unless `fallback=False`; the answer's `generator`
+                says so. Generators load once per process.
             strict: drop sentences the sources do not support; with none left,
                 answer extractively.
             abstain: say "The documents do not answer this." instead of answering
@@ -251,12 +178,21 @@ class Store:
             where: answer from the documents matching these filters only.
             allow_download: let a missing generator be fetched from the hub once.
             on_text: called with each piece of generated text as it is written.
+            base_url: the server of an "openai:MODEL" generator (default:
+                OPENAI_BASE_URL), e.g. "http://127.0.0.1:11434/v1".
+            history: the conversation so far, oldest first, as
+                [{"question": ..., "answer": ...}, ...]; a follow-up ("and how do I
+                list it?") is made standalone from it before retrieval, and the
+                answer's `searched_for` says what was searched.
 
         Example:
             >>> store.ask("What is product quantization?", generator="extractive").text
+            >>> store.ask("How is it trained?", generator="extractive", history=[
+            ...     {"question": "What is product quantization?", "answer": "..."}]).searched_for
         """
         from generation.answer import Sampling
         from generation.ask import ask as ask_store
+        from generation.followup import check_history
         from ingest.filters import parse_where
         from retrieval.contract import check_queries
         from retrieval.methods import check_method
@@ -265,13 +201,16 @@ class Store:
         check_method(method)
         parsed = parse_where(where)
         sampling = Sampling(temperature, top_p, top_k, max_new_tokens, seed, no_repeat_ngram)
+        turns = check_history(history)
         with errors():
             db = self._db()
             # Generator first: a missing model fails before any retrieval work.
-            gen = shared_generator(generator, allow_download, fallback)
+            gen = shared_generator(generator, allow_download, fallback, base_url)
             done = ask_store(db, question, gen, method=method, k=k, sampling=sampling,
-                             strict=strict, abstain=abstain, where=parsed, on_text=on_text)
-        return Answer(done.answer, done.method, done.behind, gen.fallback_from)
+                             strict=strict, abstain=abstain, where=parsed, on_text=on_text,
+                             history=turns)
+        return Answer(done.answer, done.method, done.behind, gen.fallback_from,
+                      done.searched_for, done.rewrite)
 
     def status(self, repair: bool = False) -> Status:
         """Documents, chunks, methods and indexes, and whether every index agrees with
@@ -302,36 +241,15 @@ class Store:
         return DocumentList(total, offset, limit, tuple(page),
                             tuple(parsed.to_list()) if parsed else ())
 
-    def _source_of(self, doc_id: str, source: str | None = None) -> str:
-        """The one live source of `doc_id` (or `source`, when several share the id)."""
-        with errors():
-            sources = self._db().sources_of(doc_id)
-        if source is not None:
-            if source not in sources:
-                raise NotFound(f"no document {doc_id!r} stored from {source!r}", param="source")
-            return source
-        if not sources:
-            raise NotFound(f"no document with id {doc_id!r}",
-                           param="doc_id")
-        if len(sources) > 1:
-            raise QueryError(f"{len(sources)} documents share the id {doc_id!r} (from "
-                             f"{', '.join(sources)}); name the one you mean by its source",
-                             param="doc_id")
-        return sources[0]
-
     def document(self, doc_id: str, *, pages: Sequence[int] | None = None,
                  source: str | None = None) -> DocumentText:
-        """A stored document's text as ragmini read it, rebuilt from its chunks; for a
-        PDF, `pages=(first, last)` keeps the chunks on those pages. `source` picks
-        one document when several share `doc_id`."""
-        from ingest.store import stitch
+        """A stored document's text as ragmini read it (cleaned, extracted), rebuilt
+        from its chunks, with where each chunk lies in it (`GET
+        /api/documents/{doc_id}/text`); for a PDF, `pages=[first, last]` keeps the
+        chunks on those pages. `source` picks one document when several share
+        `doc_id` (without it such an id raises, listing them)."""
+        from ingest.reading import document_text
 
-        chosen = self._source_of(doc_id, source)
-        with errors():
-            chunks = self._db().document_chunks(chosen)
-        spans = [(c.page_start, c.page_end or c.page_start) for c in chunks
-                 if c.page_start is not None]
-        whole = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
         asked = None
         if pages is not None:
             bounds = [int(p) for p in no_string(pages, "pages")]
@@ -340,15 +258,18 @@ class Store:
             if len(bounds) != 2 or bounds[0] < 1 or bounds[1] < bounds[0]:
                 raise QueryError("pages takes [first, last] (1-based, first <= last)",
                                  param="pages")
-            if whole is None:
-                raise QueryError(f"{doc_id!r} has no pages (only PDFs and images do)",
-                                 param="pages")
             asked = (bounds[0], bounds[1])
-            chunks = [c for c in chunks if c.page_start is not None and
-                      c.page_start <= asked[1] and (c.page_end or c.page_start) >= asked[0]]
-        first = chunks[0] if chunks else None
-        title = first.title if first else doc_id
-        return DocumentText(doc_id, chosen, title, stitch(chunks), len(chunks), whole, asked)
+        with errors():
+            return DocumentText(document_text(self._db(), doc_id, source, asked))
+
+    def document_file(self, doc_id: str, *, source: str | None = None) -> DocumentFile:
+        """The original file of a stored document, opened for reading (`GET
+        /api/documents/{doc_id}/file`): only a document's recorded source, still a
+        regular file reached through no link. Close it when done."""
+        from ingest.reading import open_document_file
+
+        with errors():
+            return DocumentFile(open_document_file(self._db(), doc_id, source))
 
     def chunk(self, chunk_id: int, neighbours: int = 1) -> ChunkContext:
         """A chunk (by the id hits carry) and `neighbours` chunks each side of it in its
@@ -446,6 +367,43 @@ class Store:
             removed = remove_and_index(db, [Path(p) for p in no_string(paths, "paths")])
             return Removal(tuple(removed), db.count("documents"))
 
+    def upload(self, files: Sequence[tuple[str | None, BinaryIO]], *,
+               max_file_mb: float = D.MAX_FILE_MB) -> Uploads:
+        """Keep uploaded files in the store's uploads/ folder and ingest them (`POST
+        /api/documents`): `files` is (name, readable binary) pairs. Each gets the id
+        `uploads/NAME`, never one another document holds; a name uploaded again
+        replaces that upload; a file ingest cannot read is not kept."""
+        from retrieval.ingesting import ingest_uploads
+
+        with errors(), self._uploads:  # names are picked before ingest's writer lock
+            return Uploads(ingest_uploads(self._db(create=True), list(files),
+                                          max_bytes=int(max_file_mb * 2**20)))
+
+    def delete(self, doc_id: str, *, source: str | None = None) -> Removal:
+        """Remove the one document `doc_id` names (`DELETE /api/documents/{doc_id}`),
+        and its file if it was uploaded. An id several documents share is refused
+        (Ambiguous, listing their sources) unless `source` names one."""
+        from retrieval.ingesting import remove_document
+
+        with errors():
+            db = self._db()
+            removed = remove_document(db, doc_id, source)
+            return Removal(tuple(removed), db.count("documents"))
+
+    def preload(self, generator: str | None = None) -> None:
+        """Load now what the first request would: every indexed method's model and the
+        generator (default: the default one)."""
+        from retrieval.methods import get_embedder
+
+        with errors():
+            db = self._db()
+            for method in db.methods():
+                try:
+                    get_embedder(method, db)
+                except QueryError:
+                    pass  # bm25 and the like have no model
+        shared_generator(generator or D.generator())
+
     def reindex(self, methods: Sequence[str] | None = None, index_type: str | None = None,
                 vector_store: str | None = None) -> Reindexed:
         """Rebuild indexes from the vectors stored with the chunks, no model time
@@ -463,11 +421,13 @@ class Store:
 
     def evaluate(self, queries: PathLike | None = None, *, methods: Sequence[str] | None = None,
                  ks: Sequence[int] | None = None, seed: int = 0, resamples: int = 10_000,
-                 where: Sequence[str] | str | None = None) -> EvalReport:
+                 where: Sequence[str] | str | None = None,
+                 query_set: str | None = None) -> EvalReport:
         """Recall@k, precision@k, MRR@10, nDCG@10 and MAP per method on labelled
         `queries` (default corpus/queries.jsonl, written for the bundled corpus), with
         paired tests between methods (`ragmini eval`); see `ragmini.evaluate` for the
-        arguments. The run is recorded in the store's history."""
+        arguments. `query_set` names one of `query_sets()` instead of a file. The run
+        is recorded in the store's history."""
         from eval import runs as eval_runs
 
         chosen = no_string(methods, "methods") if methods is not None else None
@@ -476,8 +436,17 @@ class Store:
             self._db()  # the one "no store here" message
             run = eval_runs.evaluate_store(self.path, Path(queries) if queries else None,
                                            cutoffs, chosen, seed, resamples,
-                                           where=[where] if isinstance(where, str) else where)
+                                           where=[where] if isinstance(where, str) else where,
+                                           query_set=query_set)
         return EvalReport(run)
+
+    def query_sets(self) -> QuerySets:
+        """The labelled query sets `evaluate(query_set=...)` can use: the bundled one and
+        each split of every BEIR folder whose corpus this store holds."""
+        from eval.querysets import DEFAULT_QUERY_SET, known_query_sets
+
+        with errors():
+            return QuerySets(DEFAULT_QUERY_SET, tuple(known_query_sets(self._db())))
 
     def evaluate_answers(self, answers: PathLike | None = None, *,
                          generators: Sequence[str] = D.ANSWER_EVAL_GENERATORS,
@@ -618,21 +587,3 @@ def as_store(target: Store | PathLike) -> Store:
 def is_dataset(target: Store | PathLike) -> bool:
     """Whether `target` names a BEIR dataset folder rather than a store."""
     return not isinstance(target, Store) and (Path(target) / "corpus.jsonl").is_file()
-
-
-def ints(value: int | Sequence[int], name: str) -> list[int]:
-    """A list of whole numbers from one or several, or QueryError naming `name`."""
-    values = [value] if isinstance(value, int) else list(value)
-    if not values or not all(isinstance(v, int) for v in values):
-        raise QueryError(f"{name} takes a whole number or a list of them", param=name)
-    return values
-
-
-def cutoffs_of(ks: Sequence[int] | None) -> tuple[int, ...] | None:
-    """Sorted distinct recall cut-offs, each at least 1 (None: the evaluator's)."""
-    if ks is None:
-        return None
-    cutoffs = tuple(sorted(set(ints(list(ks), "k"))))
-    if cutoffs[0] < 1:
-        raise QueryError("k values must be at least 1", param="k")
-    return cutoffs

@@ -117,7 +117,9 @@ def _usage(answer, content: str) -> dict:
 
 def make_router(store: ragmini.Store) -> APIRouter:
     """The `/v1` routes over `store` (the app puts them behind its guards)."""
-    router = APIRouter(prefix="/v1", tags=["openai"])
+    # Left out of /openapi.json: OpenAI's own API reference documents these shapes,
+    # and their errors are OpenAI's, not this API's one error shape.
+    router = APIRouter(prefix="/v1", tags=["openai"], include_in_schema=False)
 
     @router.get("/models")
     def models() -> dict:
@@ -155,7 +157,7 @@ def make_router(store: ragmini.Store) -> APIRouter:
         def run():
             return store.ask(question, generator=generator, method=options.method,
                              k=options.k, strict=options.strict, abstain=options.abstain,
-                             where=options.where or None, **_history(history), **sampling)
+                             where=options.where or None, history=history, **sampling)
 
         try:
             answer = await asyncio.to_thread(run)
@@ -177,11 +179,6 @@ def make_router(store: ragmini.Store) -> APIRouter:
                                  headers={"Cache-Control": "no-cache"})
 
     return router
-
-
-def _history(history: list[dict]) -> dict:
-    """`history=` for Store.ask when there is one (a store whose ask predates it takes none)."""
-    return {"history": history} if history else {}
 
 
 async def _chunks(reply_id: str, created: int, model: str, content: str, extra: dict,
