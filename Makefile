@@ -16,7 +16,7 @@ BENCH_PY := RAGMINI_BENCH_DATA=$(DATA) $(BIN)/python -m
 	bench-filters bench-fusion bench-load bench-serve bench-calibrate-support \
 	bench-calibrate-abstain bench-docs bench-search \
 	bench-generators bench-followups bench-extractive bench-ingest bench-frontends \
-	tesseract bench-ocr bench-watch
+	tesseract bench-ocr bench-watch bench-peer-venvs bench-peers bench-million bench-encoder-bound
 
 setup: $(STAMP)
 
@@ -100,8 +100,8 @@ bench-run: bench
 bench-quick: setup   # smoke run, under 2 minutes, writes nothing
 	$(BENCH_PY) bench.run --quick
 
-bench-encoders: setup manpages   # torch vs ONNX vs int8, and txtai on the man pages: about 40 minutes
-	$(BENCH_PY) bench.encoders --peer
+bench-encoders: setup manpages   # torch vs ONNX vs int8 on the man pages: about 30 minutes
+	$(BENCH_PY) bench.encoders
 
 bench-extract: setup groff pandoc manpages   # PDF/DOCX/EPUB/ODT extraction and the PDF-corpus eval: ~25 min
 	$(BENCH_PY) bench.extract
@@ -156,6 +156,26 @@ bench-ocr: setup groff pandoc tesseract   # OCR error rates, s/page, scanned-cop
 
 bench-watch: setup manpages   # watch lag (single edits, a 1,000-file burst), idle CPU, watchdog vs watchfiles: ~15 min
 	$(BENCH_PY) bench.watch
+
+# One venv per peer library (txtai, LangChain, Chroma, LlamaIndex) under ~/.cache/ragmini/peers,
+# each with the CPU torch from this machine's disk: about 10 minutes the first time.
+bench-peer-venvs: setup
+	$(BENCH_PY) bench.peer_venvs
+
+# ragmini against txtai, LangChain FAISS, Chroma and LlamaIndex on the whole man pages, one
+# run: about 80 minutes on 2 idle cores (each peer embeds 28k chunks with torch MiniLM).
+bench-peers: bench-peer-venvs manpages
+	$(BENCH_PY) bench.peers
+
+# 1,000,000 x 384 vectors through the store and every index type, FAISS and Milvus Lite:
+# FAISS alone took 11 minutes, 2.1 GB of memory and 7 GB of /tmp here (Milvus Lite at a
+# million, much longer, was not run to the end on this machine).
+bench-million: setup manpages
+	$(BENCH_PY) bench.million
+
+# Where the int8 encoder's time goes, against this machine's fp32 and int8 rates: 5 minutes.
+bench-encoder-bound: setup manpages
+	$(BENCH_PY) bench.encoder_bound
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

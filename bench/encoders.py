@@ -1,9 +1,9 @@
 """The sbert encoders side by side: torch (sentence-transformers), ONNX fp32 and
 ONNX int8, on the same texts in one run; cold start and peak RSS of the CLI;
-retrieval quality with the eval's paired tests; and, with --peer, txtai on the
-whole man-page collection against ragmini's default encoder.
+retrieval quality with the eval's paired tests. (txtai and the other peer libraries
+against ragmini: bench/peers.py.)
 
-    python -m bench.encoders [--peer] [--sample 1000]     # make bench-encoders: with --peer
+    python -m bench.encoders [--sample 1000]     # make bench-encoders
 
 Writes bench/encoders_results.json (bench/run.py reads its targets from there).
 Sections:
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import statistics
@@ -174,73 +173,12 @@ def bench_manpages(tmp: Path, split: str) -> tuple[dict, Path]:
     return out, path
 
 
-def bench_peer(store_path: Path, ingest_s: float, split: str) -> dict:
-    """txtai (its defaults: the same MiniLM through sentence-transformers, faiss) on the
-    chunks ragmini stored, against ragmini's sbert, on the split's queries."""
-    import numpy as np
-
-    from core.models import minilm_dir
-    from eval.beir import load_beir
-    from eval.stats import paired_bootstrap, randomization_test
-    from ingest.store import Store
-    from retrieval.contract import passage_text, search_one
-    from retrieval.methods import open_searcher
-    from bench.scale import ensure_peer_venv
-
-    qs = load_beir(MANPAGES, split)
-    queries = {q: t for q, t in qs.queries.items() if q in qs.qrels}
-    with Store.open(store_path) as store:
-        chunks = [c for b in store.iter_chunks() for c in b]
-        searcher = open_searcher(store, "sbert")
-        search_one(searcher, next(iter(queries.values())), k=100)
-        ours, latency = [], []
-        for text in queries.values():
-            t = time.perf_counter()
-            hits = search_one(searcher, text, k=100)
-            latency.append((time.perf_counter() - t) * 1000)
-            ours.append([h.chunk_id for h in hits])
-    chunk_doc = {c.chunk_id: c.doc_id for c in chunks}
-    python = ensure_peer_venv()
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = {"model": str(minilm_dir()), "k": 100, "queries": list(queries.values()),
-                "chunks": [[c.chunk_id, passage_text(c.title, c.text)] for c in chunks]}
-        Path(tmp, "in.json").write_text(json.dumps(spec))
-        log(f"txtai indexing {len(chunks)} chunks")
-        subprocess.run([str(python), str(BENCH / "peer_txtai.py"),
-                        str(Path(tmp, "in.json")), str(Path(tmp, "out.json"))], check=True,
-                       capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        peer = json.loads(Path(tmp, "out.json").read_text())
-
-    def recall(results) -> np.ndarray:
-        out = []
-        for qid, ids in zip(queries, results):
-            docs = list(dict.fromkeys(chunk_doc[c] for c in ids if c in chunk_doc))[:10]
-            rel = {d for d, g in qs.qrels[qid].items() if g > 0}
-            out.append(len(rel.intersection(docs)) / len(rel))
-        return np.array(out)
-
-    r_ours, r_peer = recall(ours), recall(peer["results"])
-    delta, lo, hi = paired_bootstrap(r_peer, r_ours)  # ragmini - txtai
-    result = {"chunks": len(chunks), "queries": len(queries),
-              "ragmini_ingest_s": ingest_s, "txtai_index_s": peer["index_s"],
-              "ragmini_p50_ms": statistics.median(latency),
-              "txtai_p50_ms": statistics.median(peer["latency_ms"]),
-              "ragmini_recall_at_10": float(r_ours.mean()),
-              "txtai_recall_at_10": float(r_peer.mean()),
-              "recall_delta": delta, "recall_ci95": [lo, hi],
-              "recall_p": randomization_test(r_ours, r_peer)}
-    result["ingest_ratio"] = result["txtai_index_s"] / result["ragmini_ingest_s"]
-    result["latency_ratio"] = result["txtai_p50_ms"] / result["ragmini_p50_ms"]
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=1000, help="man-page chunks to encode")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--split", default="test")
     parser.add_argument("--no-manpages", action="store_true", help="skip the full ingest")
-    parser.add_argument("--peer", action="store_true", help="txtai on the whole man pages")
     parser.add_argument("--out", type=Path, default=BENCH / "encoders_results.json")
     args = parser.parse_args()
     from eval.queries import load_queries
@@ -266,11 +204,8 @@ def main() -> None:
                                     ("torch", "onnx-int8"))
         log("bundled", results["bundled"]["means"])
         if not args.no_manpages:
-            results["manpages"], path = bench_manpages(tmp, args.split)
+            results["manpages"], _ = bench_manpages(tmp, args.split)
             log("manpages", results["manpages"]["quality"]["means"])
-            if args.peer:
-                results["peer"] = bench_peer(path, results["manpages"]["ingest_s"], args.split)
-                log("peer", results["peer"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     write_results("encoders", results, out=args.out)

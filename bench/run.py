@@ -244,7 +244,12 @@ def encoder_targets(path: Path = BENCH / "encoders_results.json") -> list[Target
         rows.append(Target(name, round(float(value), 4), goal, op, unit, **more))
 
     ratio = enc["throughput"]["onnx-int8"]["chunks_ratio_to_torch"]
-    add("sbert encode throughput, onnx-int8 / torch, man-page chunks", ratio, ">=", 3, "ratio")
+    # Retired as a target (issue 30): bench/encoder_bound.py shows 3x is out of reach for
+    # 200-token chunks with int8 weights (its int8 products are about a fifth of its time;
+    # with every linear layer int8 at their measured cost it stays near 2x torch:
+    # encoder_bound_results.json amdahl_reference; docs/performance.md).
+    add("sbert encode throughput, onnx-int8 / torch, man-page chunks (measurement, target "
+        "retired: bench/encoder_bound.py)", ratio, ">=", None, "ratio")
     for label in ("manpages", "bundled"):
         block = enc.get(label, {})
         quality = block.get("quality", block)
@@ -252,6 +257,14 @@ def encoder_targets(path: Path = BENCH / "encoders_results.json") -> list[Target
             # delta is b - a, onnx-int8 - torch: the default encoder may lose at most 0.005
             add(f"{label} {c['metric']}: onnx-int8 - torch", c["delta"], ">=", -0.005, "delta",
                 also="not significant", also_met=not c["significant"])
+    peers = BENCH / "peers_results.json"
+    if peers.is_file():
+        # the side-by-side run of every peer (bench/peers.py) supersedes encoders.py's
+        # txtai block
+        for t in json.loads(peers.read_text())["targets"]:
+            rows.append(Target(t["name"], t["value"], t["goal"], t["op"], t["unit"],
+                               t.get("also", ""), t.get("also_met", True)))
+        return rows
     peer = enc.get("peer")
     if peer:
         # recall_delta is ragmini - txtai
@@ -296,11 +309,31 @@ def scale_markdown(results: dict, goals: list[Target]) -> str:
     return "\n".join(lines)
 
 
+def retarget(path: Path) -> None:
+    """Recompute the targets (and the scale table that lists them) of a full run's
+    results from its own stored figures and the encoder and peer JSON as they are now:
+    a later bench/encoders.py or bench/peers.py run shows up without re-measuring."""
+    results = json.loads(path.read_text())
+    results.pop("targets", None)
+    machine_then = results.pop("machine")
+    goals = targets(results)
+    results["scale_md"] = scale_markdown(results, goals)
+    results["machine"] = machine_then  # the figures' machine, not this re-read's
+    write_results("run", results, goals, out=path)
+    print(results["scale_md"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
     parser.add_argument("--out", type=Path, default=BENCH / "results.json")
+    parser.add_argument("--retarget", action="store_true",
+                        help="measure nothing: re-read the targets that come from other "
+                             "benchmarks' JSON (encoders, peers) into --out's figures")
     args = parser.parse_args()
+    if args.retarget:
+        retarget(args.out)
+        return
     from bench import scale
 
     quick = args.quick

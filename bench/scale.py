@@ -1,5 +1,4 @@
-"""Benchmark sections at scale: encoders, FAISS index types, memory; the txtai venv that
-bench/encoders.py compares against.
+"""Benchmark sections at scale: encoders, FAISS index types, memory.
 
 Called by bench/run.py and bench/encoders.py (a library: no command of its own). Real data comes from the man-page benchmark
 (`data/manpages`, built on demand with apt-get); the 100k-vector figures use
@@ -13,7 +12,6 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +20,6 @@ import numpy as np
 
 from bench.common import MANPAGES, RAGMINI, REPO, cache_root, command_peak_rss_mb, percentile
 
-# Outside the checkout: a 900 MB third-party venv (torch, txtai) is no part of ragmini,
-# and would otherwise sit in the tree every scan of the project walks.
-PEER_VENV = cache_root() / "bench-peer-venv"
 BANDWIDTH_GBS = 12.0  # the issue's figure for this machine; measured below as well
 
 
@@ -214,20 +209,6 @@ def bench_memory(store_dir: Path) -> dict:
         "search_sbert_mb": command_peak_rss_mb([exe, "search", "cosine", "--method", "sbert", "--store",
                                         str(store_dir)]),
     }
-
-
-def ensure_peer_venv() -> Path:
-    """A separate venv with txtai (and the same CPU torch, installed first)."""
-    python = PEER_VENV / "bin" / "python"
-    if not (PEER_VENV / ".ready").exists():
-        shutil.rmtree(PEER_VENV, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-        pip = [str(python), "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, "torch==2.13.0"], check=True)
-        subprocess.run([*pip, "txtai==9.14.0", "faiss-cpu==1.15.1",
-                        "sentence-transformers==6.2.0", "transformers==5.23.0"], check=True)
-        (PEER_VENV / ".ready").write_text("ok\n")
-    return python
 
 
 def plot_index_types(index_types: dict, path: Path) -> Path:

@@ -34,6 +34,9 @@ MIGRATIONS = {2: 3, 3: 4}  # versions opened by adding what the next one has
 ADDED_COLUMNS = {3: (("chunks", "page_start", "INTEGER"), ("chunks", "page_end", "INTEGER"),
                      ("chunks", "section", "TEXT"))}
 DB_NAME = "ragmini.db"
+# Vectors read at a time by iter_vectors (and so by an index build): 20,000 MiniLM
+# rows are 31 MB, next to the 1.5 GB a million of them take.
+VECTOR_BATCH = 20_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -610,6 +613,16 @@ class Store:
         ).fetchall()
         return [ChunkRow(*r) for r in rows]
 
+    def ids_without_vectors(self, method: str) -> np.ndarray:
+        """Sorted ids of the live chunks `method` has not embedded yet: what an embed
+        pass needs to hold for the whole collection (8 bytes a chunk), the texts
+        being read a batch at a time (`chunk_rows`)."""
+        rows = self.db.execute(
+            "SELECT c.id FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id AND "
+            "v.method = ? WHERE v.chunk_id IS NULL AND c.deleted_gen IS NULL ORDER BY c.id",
+            [method])
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
     def put_vectors(self, method: str, chunk_ids: Sequence[int], vectors: np.ndarray) -> None:
         """Store one float32 row per chunk; an all-zero row is stored as NULL
         (nothing to embed)."""
@@ -630,32 +643,76 @@ class Store:
         return ("c.created_gen <= ? AND (c.deleted_gen IS NULL OR c.deleted_gen > ?)",
                 [generation, generation])
 
+    def _vector_sql(self, columns: str, method: str, generation: int | None
+                    ) -> tuple[str, list]:
+        live, args = self._live_at(generation)
+        return (f"SELECT {columns} FROM vectors v JOIN chunks c ON c.id = v.chunk_id "
+                f"WHERE v.method = ? AND v.vector IS NOT NULL AND {live}", [method, *args])
+
     def _vector_rows(self, columns: str, method: str, generation: int | None,
                      ids: np.ndarray | None = None) -> list:
-        live, args = self._live_at(generation)
-        sql = (f"SELECT {columns} FROM vectors v JOIN chunks c ON c.id = v.chunk_id "
-               f"WHERE v.method = ? AND v.vector IS NOT NULL AND {live}")
+        sql, args = self._vector_sql(columns, method, generation)
         if ids is None:
-            return self.db.execute(sql + " ORDER BY v.chunk_id", [method, *args]).fetchall()
+            return self.db.execute(sql + " ORDER BY v.chunk_id", args).fetchall()
         rows = []
         for batch in _batched([int(i) for i in ids], 900):
             marks = ",".join("?" * len(batch))
             rows.extend(self.db.execute(sql + f" AND v.chunk_id IN ({marks})",
-                                        [method, *args, *batch]).fetchall())
+                                        [*args, *batch]).fetchall())
         return sorted(rows)
+
+    def iter_vectors(self, method: str, generation: int | None = None,
+                     batch_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`vectors(method, generation)` in batches of at most `batch_size` rows
+        (default VECTOR_BATCH), in chunk id order: (ids int64 (b,), vectors float32
+        (b, dim)). A reader that builds something from them (an index) holds one
+        batch, not the collection."""
+        sql, args = self._vector_sql("v.chunk_id, v.vector", method, generation)
+        cursor = self.db.execute(sql + " ORDER BY v.chunk_id", args)
+        while rows := cursor.fetchmany(batch_size or VECTOR_BATCH):
+            yield _vector_batch(rows)
 
     def vectors(self, method: str, generation: int | None = None,
                 ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(chunk ids int64 (n,), vectors float32 (n, dim)) of every non-empty vector
-        of chunks live now, or live at `generation`; with `ids`, only those chunks."""
+        of chunks live now, or live at `generation`; with `ids`, only those chunks.
+
+        The whole collection is read into one array allocated up front and filled a
+        batch at a time: the vectors are held once (not as rows, then joined bytes,
+        then an array), inside one read transaction so the count and the rows agree."""
         info = self.method_info(method)
         dim = info["dim"] if info else 0
-        rows = self._vector_rows("v.chunk_id, v.vector", method, generation, ids)
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        if not rows:
-            return ids, np.zeros((0, dim), dtype=np.float32)
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        return ids, matrix.reshape(len(rows), -1)
+        if ids is not None:
+            rows = self._vector_rows("v.chunk_id, v.vector", method, generation, ids)
+            if not rows:
+                return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+            return _vector_batch(rows)
+        with self._read_snapshot():
+            n = self.vector_counts(method, generation)[0]
+            out_ids = np.empty(n, dtype=np.int64)
+            matrix = np.empty((n, dim), dtype=np.float32)
+            at = 0
+            for batch_ids, batch in self.iter_vectors(method, generation):
+                out_ids[at:at + len(batch_ids)] = batch_ids
+                matrix[at:at + len(batch_ids)] = batch
+                at += len(batch_ids)
+        if at != n:  # not possible inside one snapshot; never return a half-filled array
+            raise StoreError(f"read {at} {method} vectors where {n} were counted")
+        return out_ids, matrix
+
+    @contextlib.contextmanager
+    def _read_snapshot(self) -> Iterator[None]:
+        """Several reads that see one committed state (a deferred transaction: WAL
+        readers never block the writer). Inside a transaction already, that one."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
 
     def vector_ids(self, method: str, generation: int | None = None) -> np.ndarray:
         """Sorted chunk ids with a non-empty `method` vector, live now or at `generation`."""
@@ -728,6 +785,13 @@ def _open_lock(root: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _vector_batch(rows: list) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, float32 matrix) of (chunk_id, vector blob) rows, all of one dimension."""
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+    return ids, matrix.reshape(len(rows), -1)
 
 
 def _batched(items: Sequence, n: int) -> Iterator[list]:

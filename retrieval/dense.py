@@ -78,12 +78,12 @@ class DenseMethod:
         new, so re-ingesting an unchanged corpus does no model work.
         """
         started = time.perf_counter()
-        missing = store.chunks_without_vectors(self.name)
+        missing = store.ids_without_vectors(self.name)
         embedded = 0
-        if missing or store.method_info(self.name) is None or embedder is not None:
+        if len(missing) or store.method_info(self.name) is None or embedder is not None:
             embedder = embedder or self.load_embedder(store)
             if store.register_method(self.name, embedder.model, embedder.dim):
-                missing = store.chunks_without_vectors(self.name)  # model changed: all again
+                missing = store.ids_without_vectors(self.name)  # model changed: all again
             embedded = _embed_missing(store, self.name, embedder, missing, progress)
         params = read_params(store.index_dir, self.name)
         rebuilt = (force_rebuild or not self.is_current(store)
@@ -133,11 +133,12 @@ class DenseMethod:
         except IndexStale:
             old = None
         if backend == FAISS:
-            ids, vectors = store.vectors(self.name)
-            save_index(build_index(ids, vectors, chosen), store.index_dir, method=self.name,
-                       model=info["model"], store_generation=store.generation,
+            index = build_from_store(store, self.name, int(info["dim"]), chosen)
+            save_index(index, store.index_dir, method=self.name, model=info["model"],
+                       store_generation=store.generation,
                        chunking=store.chunk_config() or {}, index_type=chosen)
-            n = len(ids)
+            n = int(index.ntotal)
+            del index
             if old is not None and old.backend != FAISS:
                 from retrieval import milvus
 
@@ -149,13 +150,13 @@ class DenseMethod:
         _, empty = store.vector_counts(self.name)
         return MethodReport(self.name, info["model"], 0, empty, n, True,
                             time.perf_counter() - started,
-                            len(store.chunks_without_vectors(self.name)))
+                            len(store.ids_without_vectors(self.name)))
 
     def check(self, store: Store) -> MethodStatus:
         """Compare the index with the store: params, checksum and the exact id set."""
         info = store.method_info(self.name) or {"model": "?", "dim": 0}
         vectors, empty = store.vector_counts(self.name)
-        unembedded = len(store.chunks_without_vectors(self.name))
+        unembedded = len(store.ids_without_vectors(self.name))
         problems: list[str] = []
         size, generation, behind = 0, None, 0
         try:
@@ -279,15 +280,49 @@ def _open_vectors(store: Store, params) -> VectorStore:
                         exact=lambda ids: store.vectors(params.method, generation, ids=ids))
 
 
-def _embed_missing(store: Store, method: str, embedder: Embedder, missing, progress: bool) -> int:
+def build_from_store(store: Store, method: str, dim: int, index_type: str):
+    """A FAISS index of `method`'s live vectors, the collection held once.
+
+    flat and hnsw keep full vectors: they are added a batch at a time as the store
+    is read, so the index is the only copy. sq8 and ivf-pq train their quantizers
+    on every vector first: those are read into one array, and the index built from
+    it is a quarter (sq8) or a thirty-second (ivf-pq) of its size."""
+    if index_type in ("flat", "hnsw"):
+        import faiss
+
+        index = build_index(np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32),
+                            index_type)
+        inner = faiss.downcast_index(index.index)
+        flat = faiss.downcast_index(inner.storage) if index_type == "hnsw" else inner
+        # Room for every vector up front: grown a batch at a time, the codes would be
+        # copied into a buffer twice the size at each doubling, both held during the copy
+        # (up to 2x the collection, at 1.1 million vectors just after one).
+        n = store.vector_counts(method)[0]
+        flat.codes.resize(n * flat.code_size)
+        flat.codes.resize(0)  # a vector keeps its capacity when it shrinks
+        for ids, vectors in store.iter_vectors(method):
+            index.add_with_ids(np.ascontiguousarray(vectors), ids)
+        return index
+    ids, vectors = store.vectors(method)
+    return build_index(ids, vectors, index_type)
+
+
+def _embed_missing(store: Store, method: str, embedder: Embedder, missing: np.ndarray,
+                   progress: bool) -> int:
+    """Embed the chunks `missing` (ids), reading their texts a batch at a time: the
+    collection's texts are never all in memory."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(missing), desc=f"embedding ({method})", unit="chunk",
                disable=not progress or None, leave=False)
+    done = 0
     with bar:
         for i in range(0, len(missing), EMBED_BATCH):
-            batch = missing[i : i + EMBED_BATCH]
-            vectors = embedder.embed([passage_text(c.title, c.text) for c in batch])
-            store.put_vectors(method, [c.chunk_id for c in batch], vectors)
+            rows = store.chunk_rows(missing[i : i + EMBED_BATCH])
+            batch = [rows[int(c)] for c in missing[i : i + EMBED_BATCH] if int(c) in rows]
+            if batch:
+                vectors = embedder.embed([passage_text(c.title, c.text) for c in batch])
+                store.put_vectors(method, [c.chunk_id for c in batch], vectors)
+            done += len(batch)
             bar.update(len(batch))
-    return len(missing)
+    return done

@@ -233,14 +233,19 @@ def fsync_dir(directory: Path) -> None:
 
 def save_index(index, directory: Path, *, method: str, model: str, store_generation: int,
                chunking: dict, index_type: str = "flat") -> IndexParams:
-    """Write `index` and its params atomically (see the module docstring)."""
+    """Write `index` and its params atomically (see the module docstring).
+
+    FAISS writes the file itself and the checksum is read back from it: no copy of
+    the index is made in memory (serialising to bytes first held it three times)."""
     import faiss
 
     directory.mkdir(parents=True, exist_ok=True)
-    data = faiss.serialize_index(index).tobytes()
     name = f"{method}-g{store_generation}-{secrets.token_hex(4)}.faiss"
     tmp = directory / f".{name}.tmp"
-    _fsync_write(tmp, data)
+    faiss.write_index(index, str(tmp))
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    digest = file_sha256(tmp)
     os.replace(tmp, directory / name)
     params = IndexParams(
         method=method,
@@ -250,7 +255,7 @@ def save_index(index, directory: Path, *, method: str, model: str, store_generat
         store_generation=store_generation,
         chunking=chunking,
         file=name,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=digest,
         index_type=index_type,
         search_params=search_params(index_type),
         faiss_version=faiss.__version__,
@@ -262,6 +267,15 @@ def save_index(index, directory: Path, *, method: str, model: str, store_generat
         if old.name not in (name, spared):
             old.unlink(missing_ok=True)
     return params
+
+
+def file_sha256(path: Path, block: int = 1 << 20) -> str:
+    """The sha256 of a file, read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while data := handle.read(block):
+            digest.update(data)
+    return digest.hexdigest()
 
 
 def read_params(directory: Path, method: str) -> IndexParams | None:
@@ -293,19 +307,20 @@ def load_index(directory: Path, params: IndexParams, verify: bool = True,
     import faiss
 
     path = directory / params.file
+    missing = IndexStale(f"index file {path} is missing; run `ragmini ingest` again to rebuild")
+    # Checked by streaming the file, then read by FAISS from it: the index is held
+    # once (reading the bytes first, then deserialising them, held it twice).
     try:
-        data = path.read_bytes()
+        if verify and file_sha256(path) != params.sha256:
+            raise IndexStale(f"index file {path} is corrupt (checksum mismatch); run "
+                             "`ragmini ingest` again to rebuild")
     except FileNotFoundError:
-        raise IndexStale(
-            f"index file {path} is missing; run `ragmini ingest` again to rebuild"
-        ) from None
-    if verify and hashlib.sha256(data).hexdigest() != params.sha256:
-        raise IndexStale(
-            f"index file {path} is corrupt (checksum mismatch); run `ragmini ingest` again to rebuild"
-        )
+        raise missing from None
     try:
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        index = faiss.read_index(str(path))
     except RuntimeError as exc:
+        if not path.exists():  # replaced and deleted by a newer commit since the check
+            raise missing from None
         raise IndexStale(
             f"index file {path} cannot be read by FAISS; run `ragmini ingest` again to rebuild"
         ) from exc

@@ -378,17 +378,18 @@ def _build(client, store: Store, method: str, info: dict, index_type: str, backe
     name = collection_name(store, method, store.generation)
     create_collection(client, name, int(info["dim"]), index_type)
     vectors = MilvusVectors(client, name, store.generation, index_type, backend)
-    ids, matrix = store.vectors(method)
-    with tqdm(total=len(ids), desc=f"milvus ({method})", unit="vector",
+    n = 0
+    # A batch at a time from the store: the collection's vectors are never all held here.
+    with tqdm(total=store.vector_counts(method)[0], desc=f"milvus ({method})", unit="vector",
               disable=not progress or None, leave=False) as bar:
-        for i in range(0, len(ids), READ_BATCH):
-            part = ids[i:i + READ_BATCH]
-            vectors.add(part, matrix[i:i + READ_BATCH], record_fields(store, part))
+        for part, matrix in store.iter_vectors(method, batch_size=READ_BATCH):
+            vectors.add(part, matrix, record_fields(store, part))
+            n += len(part)
             bar.update(len(part))
     # Sealed and indexed before anyone searches it: Milvus Lite scans unflushed rows
     # one by one (1.4 s a query at 28,000 vectors, 45 ms after a flush).
     client.flush(name)
-    params = _params(store, method, info, backend, name, index_type, len(ids))
+    params = _params(store, method, info, backend, name, index_type, n)
     commit(store, params)
     _drop_others(client, store, method, keep=name, old=old)
     return params

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import shutil
 import sys
+import threading
 import time
 import warnings
 from importlib.metadata import version
@@ -39,6 +40,12 @@ MAX_TOKENS = 256  # sentence_bert_config.json's max_seq_length
 # Texts per session run, by padded tokens: at 200-token chunks, batches of 8 ran
 # fastest here (bench/encoders.py); short queries go through in larger batches.
 TOKENS_PER_BATCH = 8 * 202
+# Session runs of one encoder at a time. ONNX Runtime's CPU arena keeps, for good, the
+# activation buffers of as many runs as ever ran at once: a server answering 16 users
+# grew by 850 MB (16 threads encoding at once, 45 s: 141 -> 1011 MB here; gated at 2,
+# 325 MB). Each run already uses every core (intra-op threads), so a third concurrent
+# run adds buffers, not throughput (bench/load.py measures ask before and after).
+CONCURRENT_RUNS = 2
 _PROBE = [
     "how do I list the files in a directory sorted by modification time",
     "The kernel schedules processes by priority; nice values range from -20 to 19.",
@@ -212,6 +219,7 @@ class OnnxMiniLM:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._inputs = {i.name for i in self._session.get_inputs()}
+        self._runs = threading.BoundedSemaphore(CONCURRENT_RUNS)
         self.encoder = encoder
         self.model = model_name(encoder)
         self.dim = 384
@@ -243,7 +251,9 @@ class OnnxMiniLM:
             ids[row, :len(e.ids)] = e.ids
             mask[row, :len(e.ids)] = 1
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        with self._runs:
+            hidden = self._session.run(None, {k: v for k, v in feed.items()
+                                              if k in self._inputs})[0]
         # Mean over real tokens, then unit length: sentence-transformers' Pooling + Normalize.
         summed = np.einsum("btd,bt->bd", hidden, mask.astype(np.float32))
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)

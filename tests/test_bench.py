@@ -14,9 +14,11 @@ from tests.conftest import REPO
 
 BENCH = REPO / "bench"
 # Modules that are not benchmarks: the shared helper, scale.py (sections run.py and
-# encoders.py call), peer_txtai.py (runs inside txtai's own venv, started by encoders.py),
-# ingest_driver.py (ingest.py runs it in fresh processes, on the old code and the new).
-HELPERS = {"__init__", "common", "scale", "peer_txtai", "ingest_driver"}
+# encoders.py call), ingest_driver.py (ingest.py runs it in fresh processes, on the old
+# code and the new), the peer drivers (each runs inside its library's own venv, started
+# by peers.py, so none can import bench.common).
+HELPERS = {"__init__", "common", "scale", "ingest_driver", "peer_driver", "peer_txtai",
+           "peer_langchain", "peer_chroma", "peer_llamaindex", "peer_ragmini"}
 SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in HELPERS)
 # Make targets whose names predate the suite's bench-NAME rule.
 TARGETS = {"run": "bench", "docs": "bench-docs"}
@@ -86,3 +88,51 @@ def test_bench_search_runs(served_store, tmp_path):
         assert body["cli_ms"][method]["n"] == 1 and body["memory_mb"][method]["searcher_mb"] >= 0
     assert body["filters_ms"]["type=md"]["kept_chunks"] > 0
     assert len(body["targets"]) == 4 and "| target | value | goal | met |" in proc.stdout
+
+
+def test_target_operators():
+    from bench.common import Target
+
+    assert Target("a", 0.4, 0.5, "<").met and not Target("a", 0.5, 0.5, "<").met
+    assert Target("b", 1.2, 1.0, ">").met and not Target("b", 1.0, 1.0, ">").met
+    assert Target("c", 1.0, 1.0, "<=").met and Target("c", 1.0, 1.0, ">=").met
+    assert Target("d", None, 1.0).met is None
+    assert Target("e", 2.0, None, ">=").met  # a retired target: a measurement
+    assert not Target("f", 1.2, 1.0, ">", also="not significant", also_met=False).met
+    with pytest.raises(ValueError, match="op must be one of"):
+        Target("g", 1.0, 1.0, "==")
+
+
+def test_peer_runs_rank_a_page_at_its_best_chunk_and_pair_with_ragmini():
+    from bench.peers import doc_runs, quality
+
+    doc_of = {1: "a", 2: "a", 3: "b", 4: "c"}
+    assert doc_runs([[2, 1, 4, 3, 99]], ["q"], doc_of) == {"q": {"a": 1.0, "c": 0.5,
+                                                                 "b": 1 / 3}}
+    qrels = {f"q{i}": {"a": 1} for i in range(20)}
+    first = {q: {"a": 1.0, "b": 0.5} for q in qrels}
+    missing = {q: {"b": 1.0} for q in qrels}
+    means, rows = quality({"ragmini": first, "same": first, "worse": missing}, qrels)
+    assert means["ragmini"]["recall@10"] == 1.0 and means["worse"]["recall@10"] == 0.0
+    by_peer = {(r["metric"], r["b"]): r for r in rows}
+    same, worse = by_peer[("recall@10", "same")], by_peer[("recall@10", "worse")]
+    assert same["delta"] == 0 and not same["significant"]
+    # the peer finds nothing: ragmini is significantly better, never "worse"
+    assert worse["delta"] == -1.0 and worse["significant"]
+    assert not worse["ragmini_significantly_worse"]
+
+
+def test_million_copies_are_near_neighbours_not_duplicates():
+    import numpy as np
+
+    from bench.million import perturbed
+
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((200, 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    assert perturbed(v, 0, 0.5) is v
+    copy = perturbed(v, 3, 0.5)
+    np.testing.assert_allclose(np.linalg.norm(copy, axis=1), 1.0, atol=1e-5)
+    cosine = (copy * v).sum(axis=1)
+    assert 0.85 < cosine.mean() < 0.92  # 1 / sqrt(1 + 0.5^2) = 0.894
+    assert not np.allclose(perturbed(v, 3, 0.5), perturbed(v, 4, 0.5))
