@@ -38,13 +38,14 @@ def tree(tmp_path):
     (root / "Makefile").write_text("all:\n\techo the bilby target\n")
     (root / "copyright").write_text("Copyright the authors.\n")
     (root / "data.json.gz").write_bytes(gzip.compress(b"{}"))
-    (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0")
+    # a GIF: an image, but not one OCR reads (ingest/ocr.py), so a binary file here
+    (root / "logo.gif").write_bytes(b"GIF89a\0\0\0\0")
     (root / ".hidden.c").write_text("not counted")  # hidden: neither read nor counted
     (root / ".git" / "config").write_text("[core]\n")
     return root
 
 
-NOT_READ = {".c": 2, "(none)": 2, ".json.gz": 1, ".pl": 1, ".png": 1}
+NOT_READ = {".c": 2, "(none)": 2, ".json.gz": 1, ".pl": 1, ".gif": 1}
 
 
 def test_files_not_read_are_counted_by_suffix(tree):
@@ -77,13 +78,13 @@ def test_cli_summary_json_and_status(tree, tmp_path, capsys):
     code, out, err = run_cli(capsys, "ingest", str(tree), "--store", store, "--methods", "bm25",
                              "--no-progress")
     assert code == 0, err
-    assert ("7 other files not read: (none) 2, .c 2, .json.gz 1, .pl 1, .png 1 "
+    assert ("7 other files not read: (none) 2, .c 2, .gif 1, .json.gz 1, .pl 1 "
             "(--include GLOB reads them as text)") in out.splitlines()
 
     code, out, _ = run_cli(capsys, "status", "--store", store)
     line = next(x for x in out.splitlines() if x.startswith("last ingest "))
     assert line.endswith("2 new, 0 changed, 0 removed, 0 unchanged, 0 skipped; 7 other files "
-                         "not read: (none) 2, .c 2, .json.gz 1, .pl 1, .png 1 (--include GLOB "
+                         "not read: (none) 2, .c 2, .gif 1, .json.gz 1, .pl 1 (--include GLOB "
                          "reads them as text)")
     code, out, _ = run_cli(capsys, "status", "--store", store, "--json")
     last = json.loads(out)["last_ingest"]
@@ -96,7 +97,7 @@ def test_cli_summary_json_and_status(tree, tmp_path, capsys):
     assert code == 0, err
     body = json.loads(out)
     assert body["new"] == 3 and body["unchanged"] == 2
-    assert body["not_read"] == {"(none)": 1, ".json.gz": 1, ".pl": 1, ".png": 1}
+    assert body["not_read"] == {"(none)": 1, ".json.gz": 1, ".pl": 1, ".gif": 1}
     assert body["not_read_total"] == 4
     code, out, _ = run_cli(capsys, "status", "--store", store, "--json")
     assert json.loads(out)["last_ingest"]["not_read_total"] == 4
@@ -108,10 +109,10 @@ def test_cli_summary_json_and_status(tree, tmp_path, capsys):
 
 
 def test_included_binary_is_skipped_not_stored(tree):
-    loaded = load_paths([tree], include=["*.png"])
+    loaded = load_paths([tree], include=["*.gif"])
     (skipped,) = loaded.skipped
-    assert skipped.path.endswith("logo.png") and "binary file" in skipped.reason
-    assert ".png" not in loaded.not_read
+    assert skipped.path.endswith("logo.gif") and "binary file" in skipped.reason
+    assert ".gif" not in loaded.not_read
 
 
 def test_profile_prints_every_stage(tree, tmp_path, capsys):
