@@ -11,17 +11,7 @@ import math
 import pytest
 
 from ingest.load import load_paths, not_read_key
-from ragmini.cli import main
-
-
-def run_cli(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.test_cli import run_cli
 
 
 @pytest.fixture

@@ -80,16 +80,11 @@ class WatchEvent:
                    event.seconds, event.lag, event.result)
 
     def to_dict(self) -> dict:
-        out: dict = {"event": self.kind}
-        if self.changed:
-            out["changed"] = list(self.changed)
-        if self.removed:
-            out["removed"] = list(self.removed)
-        if self.message:
-            out["message"] = self.message
-        if self.kind == "update":
-            out["seconds"] = round(self.seconds, 3)
-            out["lag"] = round(self.lag, 3)
+        from ingest.watch import WatchEvent as LoopEvent
+
+        # the loop's own body, with the API's record of what the store did
+        out = LoopEvent(self.kind, self.changed, self.removed, self.message, self.seconds,
+                        self.lag).to_dict()
         if self.synced is not None:
             out["result"] = self.synced.to_dict()
         return out
