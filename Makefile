@@ -151,7 +151,7 @@ bench-ingest: setup manpages   # load+clean+chunk vs the code before issue 31, /
 bench-frontends: setup   # MCP search (stdio, HTTP) vs in-process, /v1 chat vs /api/ask, bundled corpus: ~3 min
 	$(BENCH_PY) bench.frontends
 
-bench-ocr: setup groff pandoc tesseract   # OCR error rates, s/page, scanned-copy recall: ~30 min
+bench-ocr: setup groff pandoc tesseract manpages   # OCR error rates, s/page, scanned-copy recall: ~30 min
 	$(BENCH_PY) bench.ocr
 
 bench-watch: setup manpages   # watch lag (single edits, a 1,000-file burst), idle CPU, watchdog vs watchfiles: ~15 min

@@ -49,10 +49,8 @@ import time
 import unicodedata
 from pathlib import Path
 
-from bench.common import REPO, Target, write_results
+from bench.common import MANPAGES, REPO, Target, write_results
 
-DATA = REPO / "data" / "manpages"
-SHARED_DATA = Path("/work/data/manpages")
 _FOLD = str.maketrans({"\u2014": "-", "\u2013": "-", "\u2010": "-", "\u2011": "-",
                        "\u2212": "-", "\u00ad": "", "\u2018": "'", "\u2019": "'",
                        "\u201c": '"', "\u201d": '"', "\u00b4": "'", "`": "'"})
@@ -369,7 +367,7 @@ def main() -> None:
 
     if unavailable():
         raise SystemExit(f"OCR unavailable: {unavailable()}")
-    data = DATA if (DATA / "corpus.jsonl").exists() else SHARED_DATA
+    data = MANPAGES  # `make manpages` builds it
     corpus = {}
     for line in open(data / "corpus.jsonl"):
         row = json.loads(line)
@@ -382,6 +380,7 @@ def main() -> None:
                      "load_average_at_start": [round(x, 1) for x in os.getloadavg()]}
 
     out = args.out or REPO / "bench" / "ocr_results.json"
+    before = json.loads(out.read_text()) if out.exists() else {}  # the last run, for --no-*
     if args.no_cer:
         last = json.loads(out.read_text())
         results.update({k: last[k] for k in ("manpages_cer", "docx_table_cer")})
@@ -399,6 +398,8 @@ def main() -> None:
         write_results("ocr", results, out=out)  # kept if the recall part is stopped
     if not args.no_recall:
         results["recall"] = recall(args, data, found, corpus)
+    elif "recall" in before:
+        results["recall"] = before["recall"]  # kept from the last run
     cer = results["manpages_cer"]
     targets = [
         Target("man pages CER at 300 dpi (raw)", cer["300dpi"]["cer_raw_percent"], 1.0, "<=", "%"),
