@@ -218,11 +218,7 @@ def format_conversation_table(result: ConversationEvalResult) -> str:
         lines.append("")
         lines.append("paired tests (significant: Holm-adjusted p < 0.05 and 95% bootstrap CI "
                      "excluding 0):")
-        for c in result.comparisons:
-            mark = "significant" if c.significant else "not significant"
-            lines.append(f"  {c.b} - {c.a} on {c.metric}: {c.delta:+.3f} "
-                         f"[{c.ci95[0]:+.3f}, {c.ci95[1]:+.3f}] p={c.p_value:.4f} "
-                         f"(Holm {c.p_holm:.4f}) {mark}")
+        lines.extend(c.line() for c in result.comparisons)
     return "\n".join(lines)
 
 

@@ -32,6 +32,13 @@ class Comparison:
                 "ci95": list(self.ci95), "p_value": self.p_value, "p_holm": self.p_holm,
                 "significant": self.significant}
 
+    def line(self) -> str:
+        """The comparison as every eval table prints it (two-space indent)."""
+        mark = "significant" if self.significant else "not significant"
+        return (f"  {self.b} - {self.a} on {self.metric}: {self.delta:+.3f} "
+                f"[{self.ci95[0]:+.3f}, {self.ci95[1]:+.3f}] p={self.p_value:.4f} "
+                f"(Holm {self.p_holm:.4f}) {mark}")
+
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = DEFAULT_RESAMPLES,
                      seed: int = 0) -> tuple[float, float, float]:

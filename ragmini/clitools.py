@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from ragmini.api.defaults import STORE as DEFAULT_STORE
-from ragmini.api.errors import RagminiError
 
 
 def emit(obj: dict) -> None:
@@ -35,15 +34,3 @@ def store_option(f):
         show_default="$RAGMINI_STORE or .ragmini",
         help="Store folder (SQLite + FAISS indexes).",
     )(f)
-
-
-def ints(value: str, name: str) -> list[int]:
-    """[150, 200] from a flag's "150,200"; a one-line error naming the flag otherwise."""
-    try:
-        out = [int(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        raise RagminiError(f"{name} takes comma-separated whole numbers, not '{value}'",
-                           param=name) from None
-    if not out:
-        raise RagminiError(f"{name} needs at least one number", param=name)
-    return out

@@ -9,9 +9,9 @@ from click_default_group import DefaultGroup
 
 import ragmini
 from ragmini.api import defaults as D
+from ragmini.api.checks import parse_ints as _ints
 from ragmini.api.errors import RagminiError
 from ragmini.clitools import emit as _emit
-from ragmini.clitools import ints as _ints
 from ragmini.clitools import json_option as _json_option
 from ragmini.clitools import store_option as _store_option
 

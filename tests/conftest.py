@@ -19,6 +19,20 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 REPO = Path(__file__).resolve().parents[1]
 
 
+def keyword_vectors(texts: list[str], keywords: tuple[str, ...]):
+    """A tiny real embedder for tests: one dimension per keyword the text contains,
+    plus one for "none of them", unit norm."""
+    import numpy as np
+
+    rows = []
+    for text in texts:
+        v = np.array([float(k in text.lower()) for k in keywords] + [0.0], dtype=np.float32)
+        if not v.any():
+            v[-1] = 1.0
+        rows.append(v / np.linalg.norm(v))
+    return np.stack(rows)
+
+
 def make_hit(rank, score, chunk_id, doc_id, source="", title="", text=""):
     """A search hit over a made-up chunk row, for tests of what consumes hits."""
     from ingest.store import ChunkRow

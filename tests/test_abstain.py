@@ -22,7 +22,7 @@ from generation.abstain import (
     load_model,
     probability,
 )
-from tests.conftest import REPO, make_hit
+from tests.conftest import REPO, keyword_vectors, make_hit
 
 KEYWORDS = ("tide", "moon", "bread", "oven")
 
@@ -36,13 +36,7 @@ class KeywordEmbed:
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         self.calls.append(list(texts))
-        rows = []
-        for text in texts:
-            v = np.array([float(k in text.lower()) for k in KEYWORDS] + [0.0], dtype=np.float32)
-            if not v.any():
-                v[-1] = 1.0
-            rows.append(v / np.linalg.norm(v))
-        return np.stack(rows)
+        return keyword_vectors(texts, KEYWORDS)
 
 
 QUESTION = "Why do tides follow the moon?"  # embeds as (1, 1, 0, 0, 0) / sqrt(2)

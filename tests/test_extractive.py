@@ -13,19 +13,13 @@ from generation.extractive import (
     leans_on_previous,
 )
 from generation.prompt import Source
-from tests.conftest import make_hit
+from tests.conftest import keyword_vectors, make_hit
 
 KEYWORDS = ("tar", "archive", "create", "grep")
 
 
 def embed(texts: list[str]) -> np.ndarray:
-    rows = []
-    for text in texts:
-        v = np.array([float(k in text.lower()) for k in KEYWORDS] + [0.0], dtype=np.float32)
-        if not v.any():
-            v[-1] = 1.0
-        rows.append(v / np.linalg.norm(v))
-    return np.stack(rows)
+    return keyword_vectors(texts, KEYWORDS)
 
 
 def sources(*docs: tuple[str, str], start: int = 0) -> list[Source]:

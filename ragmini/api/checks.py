@@ -24,6 +24,14 @@ def ints(value: int | Sequence[int], name: str) -> list[int]:
     return values
 
 
+def parse_ints(value: str, name: str) -> list[int]:
+    """[150, 200] from a flag's "150,200" (the evaluator's own parser), or an error
+    naming `name`."""
+    from eval.runs import parse_ints as parse
+
+    return parse(value, name)
+
+
 def cutoffs_of(ks: Sequence[int] | None) -> tuple[int, ...] | None:
     """Sorted distinct recall cut-offs, each at least 1 (None: the evaluator's)."""
     if ks is None:
