@@ -275,7 +275,7 @@ def ask(question, method, k, generator, base_url, temperature, top_p, top_k, max
     _note_behind(method, done.behind)
     if done.fallback_from:
         click.echo(f"note: generator '{done.fallback_from}' is not available offline; using "
-                   f"the packaged {done.generator.split(',')[0]} (--allow-download fetches it, "
+                   f"the packaged {done.stand_in} (--allow-download fetches it, "
                    "--no-fallback makes this an error)", err=True)
     if as_json:
         _emit(done.to_dict())

@@ -126,7 +126,10 @@ def test_ask_json_contract(capsys, corpus_store_path, smollm2):
     data = json.loads(out)
     assert set(data) >= {"question", "answer", "citations", "sources", "generator"}
     assert "standing in for distilgpt2" in data["generator"]
-    assert "not available offline" in err
+    note = next(line for line in err.splitlines() if "not available offline" in line)
+    # the note names the generator that stood in, whole (its name holds a comma)
+    assert f"the packaged {data['generator'].split(', standing in for')[0]} (" in note
+    assert note.count("(") == note.count(")")
     assert [s["n"] for s in data["sources"]] == [1, 2, 3]
     assert set(data["sources"][0]) >= {"n", "doc_id", "source", "chunk_id"}
     assert data["sources"][0]["doc_id"] == "bm25.md"

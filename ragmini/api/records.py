@@ -148,6 +148,7 @@ class Answer:
     fallback_from: str | None = None  # the generator asked for, when another stood in
     searched_for: str = ""  # the standalone query searched (a follow-up made from `history`)
     rewrite: str = "as asked"  # how that query was made
+    stand_in: str | None = None  # the generator that wrote instead of `fallback_from`
 
     @property
     def summary(self) -> str:

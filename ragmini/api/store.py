@@ -211,7 +211,8 @@ class Store(Connection, Watchable):
                              strict=strict, abstain=abstain, where=parsed, on_text=on_text,
                              history=turns)
         return Answer(done.answer, done.method, done.behind, gen.fallback_from,
-                      done.searched_for, done.rewrite)
+                      done.searched_for, done.rewrite,
+                      gen.name if gen.fallback_from else None)
 
     def status(self, repair: bool = False) -> Status:
         """Documents, chunks, methods and indexes, and whether every index agrees with
